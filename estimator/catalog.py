@@ -1,0 +1,170 @@
+"""The spec catalog: built-in chips, systems and models, plus user spec folders.
+
+Lookup order for ``--chip/--system/--model NAME``:
+
+1. an id or alias from a user spec folder (``--spec-dir DIR`` first, then each folder in
+   ``SUANLI_SPEC_PATH``, separated by ``os.pathsep``); a user spec with a built-in id
+   replaces the built-in one;
+2. an id or alias from the built-in catalog (``hwspecs/`` shipped with the package);
+3. a path to a YAML file.
+
+A spec folder uses the built-in layout: ``chips/*.yaml``, ``systems/*.yaml``,
+``models/*.yaml``. Two files in one folder that claim the same id or alias are an error.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from estimator.errors import SpecError, UnknownIdError
+from estimator.specs import ChipSpec, EfficiencyFile, ModelSpec, SystemSpec
+from estimator.yamlio import load_spec
+
+T = TypeVar("T")
+
+KINDS = {"chip": ("chips", ChipSpec), "system": ("systems", SystemSpec), "model": ("models", ModelSpec)}
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("hwspecs")))
+
+
+def _spec_id(kind: str, spec) -> str:
+    return spec.name if kind == "model" else spec.id
+
+
+@dataclass
+class _Index(Generic[T]):
+    kind: str
+    by_id: dict[str, T] = field(default_factory=dict)
+    alias: dict[str, str] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return sorted(self.by_id) + sorted(self.alias)
+
+
+def _load_folder(kind: str, folder: Path) -> _Index:
+    sub, model = KINDS[kind]
+    idx: _Index = _Index(kind)
+    d = folder / sub
+    if not d.is_dir():
+        return idx
+    for path in sorted(d.glob("*.y*ml")):
+        spec = load_spec(model, path)
+        sid = _spec_id(kind, spec)
+        for key in [sid, *spec.aliases]:
+            prev = idx.origin.get(key) or (idx.origin.get(idx.alias[key]) if key in idx.alias else None)
+            if prev is not None:
+                raise SpecError(str(path), "id" if key == sid else "aliases",
+                                f"{kind} id/alias '{key}' is already defined in {prev}")
+        idx.by_id[sid] = spec
+        idx.origin[sid] = str(path)
+        for a in spec.aliases:
+            idx.alias[a] = sid
+    return idx
+
+
+class Catalog:
+    """All specs visible to one command. Cheap to build; folders load on first use."""
+
+    def __init__(self, spec_dirs: list[str | os.PathLike] | None = None, use_env: bool = True):
+        dirs: list[Path] = [Path(d) for d in (spec_dirs or [])]
+        if use_env and os.environ.get("SUANLI_SPEC_PATH"):
+            dirs += [Path(d) for d in os.environ["SUANLI_SPEC_PATH"].split(os.pathsep) if d]
+        for d in dirs:
+            if not d.is_dir():
+                raise SpecError(str(d), None, "spec folder does not exist or is not a directory")
+        self.user_dirs = dirs
+        self._layers: dict[str, list[_Index]] = {}
+        self._eff: EfficiencyFile | None = None
+
+    # -- loading -----------------------------------------------------------------------
+    def _indexes(self, kind: str) -> list[_Index]:
+        if kind not in self._layers:
+            layers = [_load_folder(kind, d) for d in self.user_dirs]
+            layers.append(_load_folder(kind, builtin_dir()))
+            self._layers[kind] = layers
+        return self._layers[kind]
+
+    def all(self, kind: str) -> list:
+        """Every spec of a kind, user folders shadowing built-ins, sorted by id."""
+        out: dict[str, object] = {}
+        for idx in reversed(self._indexes(kind)):
+            out.update(idx.by_id)
+        return [out[k] for k in sorted(out)]
+
+    def origin(self, kind: str, sid: str) -> str:
+        for idx in self._indexes(kind):
+            if sid in idx.by_id:
+                return idx.origin[sid]
+        return ""
+
+    def get(self, kind: str, name: str):
+        """Resolve an id, alias or YAML path; raise UnknownIdError with close matches."""
+        key = name.strip()
+        low = key.lower()
+        for idx in self._indexes(kind):
+            if low in idx.by_id:
+                return idx.by_id[low]
+            if low in idx.alias:
+                return idx.by_id[idx.alias[low]]
+        p = Path(key)
+        if key.endswith((".yaml", ".yml")) or os.sep in key or p.is_file():
+            if p.exists():
+                return load_spec(KINDS[kind][1], p)
+            raise SpecError(key, None, "file not found")
+        names: set[str] = set()
+        for idx in self._indexes(kind):
+            names.update(idx.names())
+        close = difflib.get_close_matches(low, sorted(names), n=3, cutoff=0.5)
+        prefix = sorted(n for n in names if n.startswith(low) and n not in close)
+        raise UnknownIdError(kind, key, (close + prefix)[:3])
+
+    def chip(self, name: str) -> ChipSpec:
+        return self.get("chip", name)
+
+    def system(self, name: str) -> SystemSpec:
+        return self.get("system", name)
+
+    def model(self, name: str) -> ModelSpec:
+        return self.get("model", name)
+
+    def system_for(self, chip: ChipSpec, system: str | None) -> SystemSpec:
+        """The named system, or the chip's default one; checks that the chip matches."""
+        if system:
+            sys = self.system(system)
+            if sys.chip != chip.id and sys.chip not in chip.aliases:
+                raise SpecError(self.origin("system", sys.id) or sys.id, "chip",
+                                f"system '{sys.id}' holds chip '{sys.chip}', not '{chip.id}'")
+            return sys
+        if not chip.default_system:
+            raise SpecError(self.origin("chip", chip.id) or chip.id, "default_system",
+                            f"chip '{chip.id}' has no default system; pass --system")
+        return self.system(chip.default_system)
+
+    # -- efficiency ---------------------------------------------------------------------
+    def efficiency(self) -> EfficiencyFile:
+        if self._eff is None:
+            path = builtin_dir() / "efficiency.yaml"
+            for d in self.user_dirs:
+                if (d / "efficiency.yaml").is_file():
+                    path = d / "efficiency.yaml"
+                    break
+            self._eff = load_spec(EfficiencyFile, path)
+        return self._eff
+
+
+_default: Catalog | None = None
+
+
+def default_catalog() -> Catalog:
+    """A process-wide catalog honouring SUANLI_SPEC_PATH (for notebook use)."""
+    global _default
+    if _default is None:
+        _default = Catalog()
+    return _default

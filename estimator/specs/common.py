@@ -1,0 +1,76 @@
+"""Building blocks shared by all spec models: strict base class and sourced numbers."""
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+Confidence = Literal["official", "reported", "estimated"]
+
+
+class Strict(BaseModel):
+    """Frozen, no unknown fields, no silent type coercion of strings to numbers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def check_finite_nonneg(v: float | None, positive: bool = False) -> float | None:
+    if v is None:
+        return v
+    if isinstance(v, bool):
+        raise ValueError("must be a number, not a boolean")
+    if not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    if v < 0 or (positive and v == 0):
+        raise ValueError("must be positive" if positive else "must not be negative")
+    return v
+
+
+class Sourced(Strict):
+    """One hardware number with where it came from.
+
+    ``value`` is null when no usable source gives it; then ``note`` says why.
+    """
+
+    value: Optional[float]
+    source: str
+    confidence: Optional[Confidence] = None
+    note: Optional[str] = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _no_strings(cls, v):
+        if isinstance(v, (str, bool)):
+            raise ValueError("must be a number or null")
+        return v
+
+    @field_validator("value")
+    @classmethod
+    def _finite_positive(cls, v):
+        return check_finite_nonneg(v, positive=True)
+
+    @field_validator("source")
+    @classmethod
+    def _source_nonempty(cls, v: str):
+        if not v.strip():
+            raise ValueError("source must not be empty")
+        return v
+
+    @model_validator(mode="after")
+    def _confidence_or_note(self):
+        if self.value is not None and self.confidence is None:
+            raise ValueError("a known value needs a confidence (official / reported / estimated)")
+        if self.value is None and not self.note:
+            raise ValueError("an unknown (null) value needs a note saying why")
+        return self
+
+    @property
+    def known(self) -> bool:
+        return self.value is not None
+
+
+class SourcedLink(Sourced):
+    """A link bandwidth; says whether the figure is per direction or both directions."""
+
+    direction: Literal["bidirectional", "unidirectional", "unstated"]

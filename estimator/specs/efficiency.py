@@ -1,0 +1,119 @@
+"""Efficiency parameters: how much of a chip's datasheet peak real software achieves.
+
+These are NOT datasheet facts. They live apart from the chip specs, in
+``hwspecs/efficiency.yaml``: one full parameter set per vendor class, each chip mapped to a
+class with optional per-chip overrides. Every class carries a ``basis`` note saying where its
+numbers come from, and ``fitted`` lists the parameters that were tuned against the public
+validation rows.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from estimator.specs.common import Strict
+
+
+class Curve(Strict):
+    """Breakpoint table: efficiency (fraction of peak) vs GEMM size in GFLOP, log-interpolated."""
+
+    gflop: list[float]
+    efficiency: list[float]
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if len(self.gflop) != len(self.efficiency) or len(self.gflop) < 2:
+            raise ValueError("gflop and efficiency need the same length (>= 2)")
+        if any(b <= a for a, b in zip(self.gflop, self.gflop[1:])):
+            raise ValueError("gflop breakpoints must increase strictly")
+        if any(g <= 0 for g in self.gflop):
+            raise ValueError("gflop breakpoints must be positive")
+        if any(not (0 < e <= 1) for e in self.efficiency):
+            raise ValueError("efficiency values must be in (0, 1]")
+        return self
+
+
+class EfficiencySpec(Strict):
+    """One full set of efficiency parameters (a vendor class, or a class plus overrides)."""
+
+    #: achieved fraction of the dense peak vs per-GEMM size (bf16/fp16 GEMMs)
+    gemm: Curve
+    #: multiplier on the GEMM curve for lower precisions (fp8/int8/fp4 kernels reach a smaller
+    #: fraction of their higher peak)
+    low_precision_factor: dict[str, float] = Field(default_factory=dict)
+    #: fraction of bf16 peak reached by fused (flash) attention, forward and backward
+    attention_fwd: float = Field(gt=0, le=1)
+    attention_bwd: float = Field(gt=0, le=1)
+    #: fraction of peak HBM bandwidth reached by memory-bound kernels
+    hbm: float = Field(gt=0, le=1)
+    #: fraction of link peak reached by collectives, per tier
+    die_link: float = Field(gt=0, le=1)
+    scale_up: float = Field(gt=0, le=1)
+    scale_out: float = Field(gt=0, le=1)
+    #: per-step latency (alpha) of a collective, microseconds, per tier
+    latency_die_us: float = Field(ge=0)
+    latency_scale_up_us: float = Field(ge=0)
+    latency_scale_out_us: float = Field(ge=0)
+    #: fixed cost per kernel launch / dispatch, microseconds
+    kernel_overhead_us: float = Field(ge=0)
+    #: HBM per rank lost to runtime, communication buffers and fragmentation, GB
+    memory_reserve_gb: float = Field(ge=0)
+    #: fraction of TP (sequence-parallel) communication left exposed by the framework
+    tp_comm_exposed: float = Field(ge=0, le=1)
+    #: fraction of pipeline p2p transfers left on the critical path
+    pp_comm_exposed: float = Field(ge=0, le=1)
+    #: coefficient of variation of per-node step time (straggler model)
+    straggler_cv: float = Field(ge=0, le=1)
+
+    @field_validator("low_precision_factor")
+    @classmethod
+    def _lpf(cls, v: dict[str, float]):
+        from estimator.specs.chip import PRECISIONS
+
+        for k, x in v.items():
+            if k not in PRECISIONS:
+                raise ValueError(f"unknown precision '{k}' (known: {', '.join(PRECISIONS)})")
+            if not (0 < x <= 1.5):
+                raise ValueError(f"factor for {k} must be in (0, 1.5]")
+        return v
+
+
+class EfficiencyClass(EfficiencySpec):
+    #: where these numbers come from (papers, microbenchmarks, fitted rows)
+    basis: str
+    #: names of parameters tuned against the public validation rows
+    fitted: list[str] = Field(default_factory=list)
+
+
+class ChipEfficiency(Strict):
+    class_: str = Field(alias="class")
+    overrides: dict[str, object] = Field(default_factory=dict)
+    basis: Optional[str] = None
+
+
+class EfficiencyFile(Strict):
+    default_class: str
+    classes: dict[str, EfficiencyClass]
+    chips: dict[str, ChipEfficiency] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _refs(self):
+        if self.default_class not in self.classes:
+            raise ValueError(f"default_class '{self.default_class}' is not a defined class")
+        for cid, ce in self.chips.items():
+            if ce.class_ not in self.classes:
+                raise ValueError(f"chips.{cid}: unknown class '{ce.class_}'")
+            bad = set(ce.overrides) - set(EfficiencySpec.model_fields)
+            if bad:
+                raise ValueError(f"chips.{cid}.overrides: unknown parameter(s) {sorted(bad)}")
+        return self
+
+    def for_chip(self, chip_id: str) -> tuple[str, EfficiencySpec]:
+        """(class name, resolved parameters) for a chip; unknown chips get the default class."""
+        ce = self.chips.get(chip_id)
+        cname = ce.class_ if ce else self.default_class
+        base = self.classes[cname].model_dump(exclude={"basis", "fitted"})
+        if ce and ce.overrides:
+            base.update(ce.overrides)
+        return cname, EfficiencySpec.model_validate(base)
