@@ -59,6 +59,9 @@ class EfficiencySpec(Strict):
     kernel_overhead_us: float = Field(ge=0)
     #: HBM per rank lost to runtime, communication buffers and fragmentation, GB
     memory_reserve_gb: float = Field(ge=0)
+    #: time per routed token copy per MoE layer forward (router bookkeeping, permutation,
+    #: unpermute scatter-add), nanoseconds; backward costs twice this
+    moe_dispatch_ns_per_token: float = Field(ge=0)
     #: fraction of TP (sequence-parallel) communication left exposed by the framework
     tp_comm_exposed: float = Field(ge=0, le=1)
     #: fraction of pipeline p2p transfers left on the critical path

@@ -1,0 +1,147 @@
+"""Packing: validated specs -> flat float64 arrays in SI units (layout in kernels.layout).
+
+Done once per (model, chip, system); the kernels never look at a spec object.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from estimator.errors import SpecError
+from estimator.specs import ChipSpec, EfficiencySpec, ModelSpec, SystemSpec
+from kernels import layout as K
+
+PREC_CODES = {"bf16": K.PREC_BF16, "fp16": K.PREC_FP16, "fp8": K.PREC_FP8, "fp4": K.PREC_FP4}
+PREC_NAMES = {v: k for k, v in PREC_CODES.items()}
+RECOMPUTE_CODES = {"none": K.RC_NONE, "selective": K.RC_SELECTIVE, "full": K.RC_FULL}
+RECOMPUTE_NAMES = {v: k for k, v in RECOMPUTE_CODES.items()}
+
+
+def pack_model(m: ModelSpec) -> np.ndarray:
+    mv = np.zeros(K.M_SIZE)
+    mv[K.M_LAYERS] = m.layers
+    mv[K.M_HIDDEN] = m.hidden
+    mv[K.M_HEADS] = m.heads
+    mv[K.M_KV_HEADS] = m.kv_heads
+    if m.attention is not None:
+        mla = m.attention
+        mv[K.M_MLA] = 1.0
+        mv[K.M_DQK] = mla.qk_nope_head_dim + mla.qk_rope_head_dim
+        mv[K.M_DV] = mla.v_head_dim
+        mv[K.M_Q_LORA] = mla.q_lora_rank
+        mv[K.M_KV_LORA] = mla.kv_lora_rank
+        mv[K.M_ROPE] = mla.qk_rope_head_dim
+        mv[K.M_KV_HEADS] = m.heads
+    else:
+        mv[K.M_DQK] = m.head_dim_eff
+        mv[K.M_DV] = m.head_dim_eff
+    mv[K.M_FFN] = m.ffn_hidden
+    mv[K.M_ACT] = {"gelu": K.ACT_GELU, "swiglu": K.ACT_SWIGLU, "relu2": K.ACT_RELU2}[m.ffn_act]
+    mv[K.M_VOCAB] = m.vocab
+    mv[K.M_TIED] = 1.0 if m.tied_embeddings else 0.0
+    if m.moe is not None:
+        after = m.layers - m.moe.dense_layers
+        n_moe = after // m.moe.moe_layer_every
+        mv[K.M_N_MOE] = n_moe
+        mv[K.M_N_DENSE] = m.layers - n_moe
+        mv[K.M_EXPERTS] = m.moe.experts
+        mv[K.M_TOPK] = m.moe.top_k
+        mv[K.M_SHARED] = m.moe.shared_experts
+        mv[K.M_FE] = m.moe.expert_ffn_hidden
+        mv[K.M_FS] = m.moe.shared_expert_ffn_hidden or m.moe.expert_ffn_hidden
+    else:
+        mv[K.M_N_DENSE] = m.layers
+    if m.sliding_window:
+        mv[K.M_WINDOW] = m.sliding_window
+        every = m.sliding_window_every or 0
+        n_full = m.layers // every if every else 0
+        mv[K.M_FRAC_SLIDING] = (m.layers - n_full) / m.layers
+    return mv
+
+
+def link_per_direction_gb_s(value: float | None, direction: str) -> float:
+    """GB/s per direction. A 'bidirectional' total counts both directions; when the source
+    does not say, we take the conservative reading (total of both directions)."""
+    if value is None:
+        return 0.0
+    return value if direction == "unidirectional" else value / 2.0
+
+
+@dataclass(frozen=True)
+class HardwareContext:
+    """Names for the packed hardware vector, to explain results."""
+
+    chip: ChipSpec
+    system: SystemSpec
+    eff: EfficiencySpec
+    eff_class: str
+    ranks_per_package: int
+
+
+def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
+                  overrides: dict[str, float] | None = None) -> np.ndarray:
+    """Per-rank hardware vector. ``overrides`` scale datasheet facts for what-ifs
+    (keys: compute, hbm_bw, hbm_capacity, scale_up, scale_out; value = multiplier)."""
+    ov = {"compute": 1.0, "hbm_bw": 1.0, "hbm_capacity": 1.0, "scale_up": 1.0, "scale_out": 1.0}
+    ov.update(overrides or {})
+    rpp = chip.ranks_per_package
+    hv = np.zeros(K.H_SIZE)
+    tf = 1e12 * ov["compute"] / rpp
+
+    bf16 = chip.peak("bf16")
+    fp16 = chip.peak("fp16")
+    sixteen = bf16 if bf16 is not None else fp16
+    hv[K.H_PEAK_BF16] = (sixteen or 0.0) * tf
+    hv[K.H_PEAK_FP16] = (fp16 if fp16 is not None else (bf16 or 0.0)) * tf
+    hv[K.H_PEAK_FP8] = (chip.peak("fp8") or 0.0) * tf
+    hv[K.H_PEAK_FP4] = (chip.peak("fp4") or 0.0) * tf
+
+    cap = chip.hbm_gb
+    bw = chip.hbm_gb_per_s
+    if cap is None:
+        raise SpecError(chip.id, "memory.capacity_gb", "unknown (null): cannot estimate memory fit")
+    if bw is None:
+        raise SpecError(chip.id, "memory.bandwidth_gb_per_s", "unknown (null): cannot estimate speed")
+    cap_rank = cap * ov["hbm_capacity"] / rpp
+    hv[K.H_HBM_BYTES] = max(0.0, cap_rank - eff.memory_reserve_gb) * 1e9
+    hv[K.H_HBM_BW] = bw * ov["hbm_bw"] / rpp * 1e9 * eff.hbm
+
+    up = system.scale_up.bandwidth_gb_per_s_per_chip
+    up_dir = link_per_direction_gb_s(up.value, up.direction) * ov["scale_up"]
+    hv[K.H_BW_UP] = up_dir / rpp * 1e9 * eff.scale_up
+    nic = system.scale_out.nic_gbit_per_s_per_chip.value
+    out_dir = (nic or 0.0) / 8.0 / system.scale_out.oversubscription * ov["scale_out"]
+    hv[K.H_BW_OUT] = out_dir / rpp * 1e9 * eff.scale_out
+    if rpp > 1:
+        d2d = chip.die_to_die_gb_per_s
+        if d2d is not None and d2d.value is not None:
+            hv[K.H_BW_DIE] = link_per_direction_gb_s(d2d.value, d2d.direction) * 1e9 * eff.die_link
+        else:
+            # on-package link unknown: dies talk at no more than the scale-up rate
+            hv[K.H_BW_DIE] = hv[K.H_BW_UP]
+    hv[K.H_LAT_DIE] = eff.latency_die_us * 1e-6
+    hv[K.H_LAT_UP] = eff.latency_scale_up_us * 1e-6
+    hv[K.H_LAT_OUT] = eff.latency_scale_out_us * 1e-6
+    hv[K.H_RANKS_PKG] = rpp
+    hv[K.H_DOMAIN] = system.scale_up.domain_chips * rpp
+    hv[K.H_NODE] = system.chips_per_node * rpp
+    hv[K.H_MESH] = 1.0 if system.scale_up.topology == "full_mesh" else 0.0
+    hv[K.H_KERNEL_S] = eff.kernel_overhead_us * 1e-6
+    hv[K.H_ATT_FWD] = eff.attention_fwd
+    hv[K.H_ATT_BWD] = eff.attention_bwd
+    hv[K.H_TP_EXPOSED] = eff.tp_comm_exposed
+    hv[K.H_PP_EXPOSED] = eff.pp_comm_exposed
+    hv[K.H_STRAGGLER_CV] = eff.straggler_cv
+    hv[K.H_MOE_TOKEN_S] = eff.moe_dispatch_ns_per_token * 1e-9
+    hv[K.H_LP_FP8] = eff.low_precision_factor.get("fp8", 1.0)
+    hv[K.H_LP_FP4] = eff.low_precision_factor.get("fp4", 1.0)
+    n = len(eff.gemm.gflop)
+    if n > K.H_CURVE_MAX:
+        raise SpecError("efficiency", "gemm", f"at most {K.H_CURVE_MAX} breakpoints")
+    hv[K.H_NCURVE] = n
+    for i, (x, y) in enumerate(zip(eff.gemm.gflop, eff.gemm.efficiency)):
+        hv[K.H_CURVE_X + i] = math.log10(x)
+        hv[K.H_CURVE_Y + i] = y
+    return hv

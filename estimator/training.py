@@ -1,0 +1,178 @@
+"""Training estimates: evaluate one plan, or search every valid plan for the best one.
+
+Library entry point: :func:`estimate_training`. The numba kernel does the arithmetic
+(kernels/training.py); this module resolves specs, packs them, enumerates plans, picks the
+best feasible one and names the parts of the answer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from estimator.catalog import Catalog, default_catalog
+from estimator.errors import InfeasibleError, InputError, PlanError
+from estimator.packing import PREC_CODES, RECOMPUTE_CODES, pack_hardware, pack_model
+from estimator.plans import Workload, check_plan, enumerate_plans
+from estimator.results import TrainingResult, build_result, plan_dict
+from estimator.specs import ChipSpec, ModelSpec, SystemSpec
+from kernels import layout as K
+from kernels.training import evaluate_training, new_outputs
+
+CHUNK = 1 << 20
+
+
+@dataclass
+class Setup:
+    model: ModelSpec
+    chip: ChipSpec
+    system: SystemSpec
+    mv: np.ndarray
+    hv: np.ndarray
+    eff_class: str
+    ranks: int
+
+
+def resolve(model, chip, system=None, catalog: Catalog | None = None,
+            overrides: dict | None = None) -> tuple[ModelSpec, ChipSpec, SystemSpec, str, np.ndarray, np.ndarray]:
+    cat = catalog or default_catalog()
+    m = model if isinstance(model, ModelSpec) else cat.model(model)
+    c = chip if isinstance(chip, ChipSpec) else cat.chip(chip)
+    s = system if isinstance(system, SystemSpec) else cat.system_for(c, system)
+    cls, eff = cat.efficiency().for_chip(c.id)
+    return m, c, s, cls, pack_model(m), pack_hardware(c, s, eff, overrides)
+
+
+def _positive(name: str, v, allow_none=True):
+    if v is None and allow_none:
+        return
+    if v is None or (isinstance(v, (int, float)) and v <= 0):
+        raise InputError(f"--{name.replace('_', '-')} must be positive (got {v})")
+
+
+@dataclass
+class SearchOutcome:
+    plans: np.ndarray
+    out: np.ndarray
+    status: np.ndarray
+
+    def counts(self) -> dict:
+        st = self.status
+        return {"evaluated": int(len(st)), "feasible": int((st == K.ST_OK).sum()),
+                "out_of_memory": int((st == K.ST_OOM).sum()),
+                "unsupported_precision": int((st == K.ST_NO_PRECISION).sum()),
+                "unknown_link": int((st == K.ST_NO_LINK).sum())}
+
+    def ranking(self) -> np.ndarray:
+        """Indices of feasible plans, best tokens/s first (ties: less memory first)."""
+        ok = np.flatnonzero(self.status == K.ST_OK)
+        if len(ok) == 0:
+            return ok
+        key = np.lexsort((self.out[ok, K.O_MEM_TOTAL], -self.out[ok, K.O_TOKENS_PER_S]))
+        return ok[key]
+
+
+def evaluate_plans(mv: np.ndarray, hv: np.ndarray, plans: np.ndarray, progress=None) -> SearchOutcome:
+    """Run the kernel over ``plans`` in chunks (progress callback gets (done, total))."""
+    n = len(plans)
+    out, status = new_outputs(n)
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        evaluate_training(mv, hv, plans[start:stop], out[start:stop], status[start:stop])
+        if progress:
+            progress(stop, n)
+    return SearchOutcome(plans, out, status)
+
+
+def explain_infeasible(oc: SearchOutcome, hv: np.ndarray, chip: ChipSpec) -> str:
+    c = oc.counts()
+    if c["evaluated"] == 0:
+        return "no valid parallel plan for these knobs"
+    parts = []
+    oom = oc.status == K.ST_OOM
+    if oom.any():
+        need = oc.out[oom, K.O_MEM_TOTAL].min() / 1e9
+        have = hv[K.H_HBM_BYTES] / 1e9
+        unit = "rank" if chip.ranks_per_package > 1 else "chip"
+        parts.append(f"does not fit: the smallest plan needs {need:.1f} GB per {unit}, "
+                     f"{have:.1f} GB usable")
+    if c["unsupported_precision"]:
+        parts.append(f"{chip.id} has no peak for the requested precision")
+    if c["unknown_link"]:
+        parts.append("the plans need a link whose bandwidth is unknown (null) in the spec; "
+                     "give it in a user spec file")
+    return "; ".join(parts) + f" ({c['evaluated']} plans evaluated)"
+
+
+def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system=None,
+                      tp=None, pp=None, dp=None, cp=None, ep=None, vpp=None, mbs=None,
+                      recompute=None, zero=None, precision: str | None = "bf16",
+                      tokens: float | None = None, catalog: Catalog | None = None,
+                      overrides: dict | None = None, top: int = 1,
+                      require_fit: bool = True) -> TrainingResult:
+    """Estimate a training job. Knobs left as None are searched (best tokens/s that fits).
+
+    ``chips`` counts packages; plan degrees count ranks (see estimator.plans).
+    ``precision=None`` searches every precision the chip supports.
+    """
+    for name, v in (("chips", chips), ("gbs", gbs), ("seq_len", seq_len)):
+        _positive(name, v, allow_none=False)
+    for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vpp", vpp),
+                    ("mbs", mbs), ("tokens", tokens)):
+        _positive(name, v)
+    m, c, s, cls, mv, hv = resolve(model, chip, system, catalog, overrides)
+    if recompute is not None and recompute not in RECOMPUTE_CODES:
+        raise InputError(f"--recompute must be one of {', '.join(RECOMPUTE_CODES)} (got {recompute})")
+    if zero is not None and zero not in (0, 1, 2, 3):
+        raise InputError(f"--zero must be 0-3 (got {zero})")
+    if precision is not None:
+        if precision not in PREC_CODES:
+            raise InputError(f"--precision must be one of {', '.join(PREC_CODES)} (got {precision})")
+        if c.peak(precision) is None and not (precision == "bf16" and c.peak("fp16") is not None):
+            raise InputError(f"{c.id} has no {precision} peak in its spec "
+                             f"(known: {', '.join(c.supported_precisions()) or 'none'})")
+        precs = [precision]
+    else:
+        precs = [p for p in PREC_CODES if c.peak(p) is not None]
+    if chips > 10_000_000:
+        raise InputError(f"--chips {chips} is beyond any cluster this tool can reason about")
+    ranks = chips * c.ranks_per_package
+    w = Workload(ranks, gbs, seq_len)
+    fixed = {"tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vpp": vpp, "mbs": mbs,
+             "recompute": recompute, "zero": zero}
+    if all(v is not None for v in fixed.values()) and len(precs) == 1:
+        check_plan(m, w, {**fixed})
+    elif tp is not None and pp is not None and cp is not None and dp is not None:
+        if tp * pp * dp * cp != ranks:
+            raise PlanError(f"tp*pp*dp*cp = {tp * pp * dp * cp} must equal the number of ranks ({ranks})")
+    plans = enumerate_plans(m, w, fixed, precs)
+    if len(plans) == 0:
+        # name the rule that kills a fully specified or partly fixed plan
+        trial = {k: (v if v is not None else 1) for k, v in fixed.items()}
+        trial["recompute"] = trial["recompute"] if recompute else "none"
+        trial["zero"] = zero if zero is not None else 1
+        if trial["dp"] == 1 and dp is None:
+            trial["dp"] = max(1, ranks // (trial["tp"] * trial["pp"] * trial["cp"]))
+        check_plan(m, w, trial)
+        raise PlanError("no valid parallel plan: check that gbs, seq_len and the fixed knobs "
+                        f"can be divided over {ranks} ranks")
+    oc = evaluate_plans(mv, hv, plans)
+    order = oc.ranking()
+    if len(order) == 0:
+        if require_fit:
+            raise InfeasibleError(f"{m.name} on {chips} x {c.id}: " + explain_infeasible(oc, hv, c))
+        # report the plan that comes closest to fitting
+        finite = np.flatnonzero(oc.status != K.ST_NO_PRECISION)
+        best = finite[np.argmin(oc.out[finite, K.O_MEM_TOTAL])] if len(finite) else 0
+    else:
+        best = order[0]
+    res = build_result(plans[best], oc.out[best], int(oc.status[best]), model=m.name, chip=c,
+                       system=s.id, chips=chips, capacity_gb_rank=hv[K.H_HBM_BYTES] / 1e9,
+                       eff_class=cls, tokens=tokens)
+    res.search = oc.counts()
+    if top > 1:
+        res.search["top"] = [
+            {"plan": plan_dict(plans[i]), "tokens_per_s": float(oc.out[i, K.O_TOKENS_PER_S]),
+             "memory_gb_per_chip": float(oc.out[i, K.O_MEM_TOTAL]) * c.ranks_per_package / 1e9}
+            for i in order[:top]]
+    return res

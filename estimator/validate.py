@@ -1,0 +1,172 @@
+"""Compare estimates with published measurements (schema: shared/data/validation/README.md).
+
+Bad rows (missing cells, unknown ids, non-numeric values) are reported with their row number
+and skipped; the other rows still run. Rows of a kind the estimator does not cover yet are
+reported as skipped, never dropped silently.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from estimator.catalog import Catalog
+from estimator.errors import InputError, SpecError, SuanliError
+from estimator.training import estimate_training
+
+TRAIN_REQUIRED = ("id", "model", "chip", "chips", "gbs", "seq_len", "precision", "metric", "measured")
+INFER_MARKERS = ("input_len", "output_len", "phase")
+TRAIN_METRICS = ("tokens_per_s_per_chip", "step_time_s", "mfu")
+
+
+@dataclass
+class RowResult:
+    id: str
+    row: int
+    source: str
+    chip: str
+    model: str
+    metric: str
+    predicted: float
+    measured: float
+    ape: float
+    plan: dict = field(default_factory=dict)
+
+
+@dataclass
+class Skipped:
+    id: str
+    row: int
+    reason: str
+
+
+def _int(r: dict, key: str, rowno: int, required=False):
+    v = (r.get(key) or "").strip()
+    if not v:
+        if required:
+            raise InputError(f"row {rowno}: column '{key}' is blank")
+        return None
+    try:
+        f = float(v)
+    except ValueError:
+        raise InputError(f"row {rowno}: column '{key}' is not a number ({v!r})") from None
+    if not math.isfinite(f) or f != int(f) or f <= 0:
+        raise InputError(f"row {rowno}: column '{key}' must be a positive integer ({v!r})")
+    return int(f)
+
+
+def _float(r: dict, key: str, rowno: int) -> float:
+    v = (r.get(key) or "").strip()
+    if not v:
+        raise InputError(f"row {rowno}: column '{key}' is blank")
+    try:
+        f = float(v)
+    except ValueError:
+        raise InputError(f"row {rowno}: column '{key}' is not a number ({v!r})") from None
+    if not math.isfinite(f) or f <= 0:
+        raise InputError(f"row {rowno}: column '{key}' must be a positive number ({v!r})")
+    return f
+
+
+def read_rows(path: str | Path) -> tuple[list[dict], list[str]]:
+    p = Path(path)
+    if p.is_dir():
+        raise SpecError(str(p), None, "is a directory, expected a CSV file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SpecError(str(p), None, "file not found") from None
+    except UnicodeDecodeError:
+        raise SpecError(str(p), None, "not UTF-8 text") from None
+    except OSError as e:
+        raise SpecError(str(p), None, f"cannot read file ({e.strerror or e})") from None
+    if not text.strip():
+        raise SpecError(str(p), None, "empty file")
+    reader = csv.DictReader(text.splitlines())
+    cols = [c.strip() for c in (reader.fieldnames or [])]
+    rows = list(reader)
+    return rows, cols
+
+
+def _train_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
+    model_ref = r["model"].strip()
+    model = str(base / model_ref) if model_ref.endswith((".yaml", ".yml")) else model_ref
+    chip = r["chip"].strip()
+    metric = r["metric"].strip()
+    if metric not in TRAIN_METRICS:
+        raise InputError(f"row {rowno}: unknown metric '{metric}' (known: {', '.join(TRAIN_METRICS)})")
+    measured = _float(r, "measured", rowno)
+    chips = _int(r, "chips", rowno, required=True)
+    kn = {k: _int(r, k, rowno) for k in ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs")}
+    zero = (r.get("zero") or "").strip()
+    rec = (r.get("recompute") or "").strip() or None
+    res = estimate_training(
+        model, chip, chips=chips, gbs=_int(r, "gbs", rowno, True),
+        seq_len=_int(r, "seq_len", rowno, True), system=(r.get("system") or "").strip() or None,
+        precision=r["precision"].strip(), recompute=rec,
+        zero=int(zero) if zero else None, catalog=cat, **kn)
+    pred = {"tokens_per_s_per_chip": res.tokens_per_s_per_chip, "step_time_s": res.step_time_s,
+            "mfu": res.mfu}[metric]
+    return RowResult(id=r["id"], row=rowno, source=(r.get("source") or "").strip(), chip=res.chip,
+                     model=res.model, metric=metric, predicted=pred, measured=measured,
+                     ape=abs(pred - measured) / measured, plan=res.plan)
+
+
+def _summary(apes: list[float]) -> dict:
+    if not apes:
+        return {"count": 0, "median_ape": None, "mean_ape": None, "p90_ape": None, "max_ape": None}
+    s = sorted(apes)
+    n = len(s)
+
+    def pct(q):  # linear interpolation between order statistics
+        x = q * (n - 1)
+        lo = int(math.floor(x))
+        hi = min(lo + 1, n - 1)
+        return s[lo] + (s[hi] - s[lo]) * (x - lo)
+
+    return {"count": n, "median_ape": pct(0.5), "mean_ape": sum(s) / n, "p90_ape": pct(0.9),
+            "max_ape": s[-1]}
+
+
+def validate_file(path: str | Path, catalog: Catalog | None = None, progress=None) -> dict:
+    cat = catalog or Catalog()
+    rows, cols = read_rows(path)
+    base = Path(path).resolve().parent
+    is_infer = all(c in cols for c in INFER_MARKERS)
+    required = ("id", "model", "chip", "chips", "metric", "measured") if is_infer else TRAIN_REQUIRED
+    missing = [c for c in required if c not in cols]
+    if missing:
+        raise SpecError(str(path), None, f"missing column(s): {', '.join(missing)}")
+    results: list[RowResult] = []
+    skipped: list[Skipped] = []
+    for i, r in enumerate(rows, start=2):   # row 1 is the header
+        rid = (r.get("id") or f"row{i}").strip()
+        if progress:
+            progress(i - 1, len(rows))
+        if is_infer or (r.get("phase") or "").strip():
+            skipped.append(Skipped(rid, i, "inference rows are not supported yet"))
+            continue
+        try:
+            results.append(_train_row(r, i, base, cat))
+        except SuanliError as e:
+            msg = str(e)
+            skipped.append(Skipped(rid, i, msg if msg.startswith("row ") else f"row {i}: {msg}"))
+    summary = _summary([x.ape for x in results])
+    summary["skipped"] = len(skipped)
+
+    def grouped(key):
+        groups: dict[str, list[float]] = {}
+        for x in results:
+            groups.setdefault(getattr(x, key), []).append(x.ape)
+        return {k: _summary(v) for k, v in sorted(groups.items())}
+
+    return {
+        "rows": [{"id": x.id, "row": x.row, "chip": x.chip, "model": x.model, "metric": x.metric,
+                  "predicted": x.predicted, "measured": x.measured, "ape": x.ape, "plan": x.plan}
+                 for x in results],
+        "skipped": [{"id": s.id, "row": s.row, "reason": s.reason} for s in skipped],
+        "summary": summary,
+        "by_source": grouped("source"),
+        "by_chip": grouped("chip"),
+    }

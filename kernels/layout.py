@@ -1,0 +1,120 @@
+"""Index layout of the packed arrays shared by the packing step, the kernels and the
+reference model. Units are SI (bytes, FLOP, seconds, bytes/s) unless a name says otherwise.
+"""
+
+# ---- model vector (float64) ---------------------------------------------------------------
+M_LAYERS = 0          # transformer layers
+M_HIDDEN = 1
+M_HEADS = 2
+M_KV_HEADS = 3
+M_DQK = 4             # query/key head dim (MLA: nope + rope)
+M_DV = 5              # value head dim
+M_FFN = 6             # dense-layer FFN width
+M_ACT = 7             # ACT_* code
+M_VOCAB = 8
+M_TIED = 9            # 1 if input embedding and output layer share weights
+M_MLA = 10            # 1 if multi-head latent attention
+M_Q_LORA = 11
+M_KV_LORA = 12
+M_ROPE = 13           # MLA decoupled rope dim
+M_N_MOE = 14          # number of MoE layers
+M_N_DENSE = 15        # number of dense layers
+M_EXPERTS = 16
+M_TOPK = 17
+M_SHARED = 18         # shared experts per MoE layer
+M_FE = 19             # routed expert FFN width
+M_FS = 20             # shared expert FFN width
+M_WINDOW = 21         # sliding window (0 = none)
+M_FRAC_SLIDING = 22   # fraction of layers that use the sliding window
+M_SIZE = 23
+
+ACT_GELU = 0
+ACT_SWIGLU = 1
+ACT_RELU2 = 2
+
+# ---- hardware vector (float64), per RANK (a die where frameworks run one process per die) --
+H_PEAK_BF16 = 0       # FLOP/s, 16-bit matmul peak (bf16, or fp16 where bf16 is absent)
+H_PEAK_FP16 = 1
+H_PEAK_FP8 = 2
+H_PEAK_FP4 = 3
+H_HBM_BYTES = 4       # usable capacity per rank (after reserve)
+H_HBM_BW = 5          # achieved bytes/s (peak x efficiency)
+H_BW_DIE = 6          # achieved bytes/s per rank per direction, on-package die-to-die
+H_BW_UP = 7           # achieved bytes/s per rank per direction, scale-up domain
+H_BW_OUT = 8          # achieved bytes/s per rank per direction, scale-out NIC
+H_LAT_DIE = 9         # seconds per collective step
+H_LAT_UP = 10
+H_LAT_OUT = 11
+H_RANKS_PKG = 12      # ranks per package
+H_DOMAIN = 13         # ranks per scale-up domain
+H_NODE = 14           # ranks per node (for the straggler model)
+H_MESH = 15           # 1 if the scale-up domain is a full mesh (group bw scales with members)
+H_KERNEL_S = 16       # seconds of fixed overhead per kernel launch
+H_ATT_FWD = 17        # fraction of 16-bit peak reached by fused attention forward
+H_ATT_BWD = 18
+H_TP_EXPOSED = 19
+H_PP_EXPOSED = 20
+H_STRAGGLER_CV = 21
+H_LP_FP8 = 22         # multiplier on the GEMM efficiency curve for fp8
+H_LP_FP4 = 23
+H_MOE_TOKEN_S = 24    # seconds per routed token copy per MoE layer forward (dispatch bookkeeping)
+H_NCURVE = 25         # number of GEMM-efficiency breakpoints used
+H_CURVE_X = 26        # log10(GFLOP) breakpoints, H_CURVE_MAX entries
+H_CURVE_MAX = 8
+H_CURVE_Y = H_CURVE_X + H_CURVE_MAX
+H_SIZE = H_CURVE_Y + H_CURVE_MAX
+
+# ---- plan matrix (int64), one row per plan ------------------------------------------------
+P_TP = 0
+P_PP = 1
+P_DP = 2
+P_CP = 3
+P_EP = 4
+P_VPP = 5
+P_MBS = 6
+P_GBS = 7
+P_SEQ = 8
+P_RECOMPUTE = 9       # RC_* code
+P_ZERO = 10           # 0..3
+P_PREC = 11           # PREC_* code
+P_SIZE = 12
+
+RC_NONE = 0
+RC_SELECTIVE = 1
+RC_FULL = 2
+
+PREC_BF16 = 0
+PREC_FP16 = 1
+PREC_FP8 = 2
+PREC_FP4 = 3
+
+# ---- training output matrix (float64), one row per plan -----------------------------------
+O_STEP = 0            # step time, s (= sum of the O_T_* parts)
+O_T_COMPUTE = 1
+O_T_RECOMPUTE = 2
+O_T_TP = 3
+O_T_CP = 4
+O_T_EP = 5
+O_T_PP = 6
+O_T_DP = 7
+O_T_BUBBLE = 8
+O_T_OPTIMIZER = 9
+O_T_STRAGGLER = 10
+O_MEM_WEIGHTS = 11    # bytes per rank, on the most loaded rank
+O_MEM_GRADS = 12
+O_MEM_OPT = 13
+O_MEM_ACT = 14
+O_MEM_TOTAL = 15      # weights + grads + optimizer + activations (reserve already taken off)
+O_TOKENS_PER_S = 16   # whole job
+O_MODEL_FLOPS_TOK = 17  # model FLOPs per token (6N + attention, PaLM convention)
+O_HW_FLOPS_TOK = 18   # executed FLOPs per token (causal attention, recompute included)
+O_SIZE = 19
+
+O_TIME_PARTS = (O_T_COMPUTE, O_T_RECOMPUTE, O_T_TP, O_T_CP, O_T_EP, O_T_PP, O_T_DP,
+                O_T_BUBBLE, O_T_OPTIMIZER, O_T_STRAGGLER)
+
+# status codes
+ST_OK = 0
+ST_OOM = 1
+ST_NO_PRECISION = 2   # chip has no peak for the requested precision
+ST_NO_LINK = 3        # the plan needs a link tier whose bandwidth is unknown

@@ -1,0 +1,471 @@
+"""Training-step kernel (numba). A line-by-line port of estimator/reference/training.py:
+keep the two in step (tests/test_kernel_vs_reference.py checks agreement to 1e-9).
+
+``evaluate_training(mv, hv, plans, out, status)`` fills one output row and one status code
+per plan row; ``evaluate_training_parallel`` is the same over ``prange``.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from kernels import layout as K
+from kernels.collectives import all_to_all, p2p, rs_or_ag
+
+BF16_BYTES = 2.0
+FP32_BYTES = 4.0
+
+
+@njit(cache=True)
+def gemm_efficiency(hv, gflop):
+    n = int(hv[K.H_NCURVE])
+    x = math.log10(max(gflop, 1e-12))
+    if x <= hv[K.H_CURVE_X]:
+        return hv[K.H_CURVE_Y]
+    if x >= hv[K.H_CURVE_X + n - 1]:
+        return hv[K.H_CURVE_Y + n - 1]
+    for i in range(1, n):
+        x1 = hv[K.H_CURVE_X + i]
+        if x <= x1:
+            x0 = hv[K.H_CURVE_X + i - 1]
+            y0 = hv[K.H_CURVE_Y + i - 1]
+            w = (x - x0) / (x1 - x0)
+            return y0 + w * (hv[K.H_CURVE_Y + i] - y0)
+    return hv[K.H_CURVE_Y + n - 1]
+
+
+@njit(cache=True)
+def gemm_time(hv, m, n, k, count, peak, lp, in_bytes):
+    flops = 2.0 * m * n * k * count
+    eff = gemm_efficiency(hv, flops * 1e-9) * lp
+    nbytes = count * ((m * k + k * n) * in_bytes + m * n * BF16_BYTES)
+    return max(flops / (peak * eff), nbytes / hv[K.H_HBM_BW]) + hv[K.H_KERNEL_S]
+
+
+@njit(cache=True)
+def avg_context(seq, window, causal):
+    if not causal:
+        if window <= 0.0 or window >= seq:
+            return seq
+        return window
+    if window <= 0.0 or window >= seq:
+        return (seq + 1.0) / 2.0
+    return (window * (window + 1.0) / 2.0 + (seq - window) * window) / seq
+
+
+@njit(cache=True)
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+@njit(cache=True)
+def model_params(mv):
+    """(attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active)"""
+    h = mv[K.M_HIDDEN]
+    a = mv[K.M_HEADS]
+    kv = mv[K.M_KV_HEADS]
+    dqk = mv[K.M_DQK]
+    dv = mv[K.M_DV]
+    glu = 3.0 if mv[K.M_ACT] == K.ACT_SWIGLU else 2.0
+    if mv[K.M_MLA] > 0.5:
+        ql = mv[K.M_Q_LORA]
+        kvl = mv[K.M_KV_LORA]
+        rope = mv[K.M_ROPE]
+        if ql > 0:
+            q = h * ql + ql * a * dqk + ql
+        else:
+            q = h * a * dqk
+        attn = q + h * (kvl + rope) + kvl + kvl * a * ((dqk - rope) + dv) + a * dv * h
+    else:
+        attn = h * a * dqk + 2.0 * h * kv * dqk + a * dv * h
+    dense_mlp = glu * h * mv[K.M_FFN]
+    expert = glu * h * mv[K.M_FE]
+    shared = mv[K.M_SHARED] * glu * h * mv[K.M_FS]
+    router = h * mv[K.M_EXPERTS] if mv[K.M_N_MOE] > 0 else 0.0
+    norms = 2.0 * h
+    n_moe = mv[K.M_N_MOE]
+    n_dense = mv[K.M_N_DENSE]
+    embed = mv[K.M_VOCAB] * h
+    out_layer = 0.0 if mv[K.M_TIED] > 0.5 else embed
+    total = (n_dense * (attn + dense_mlp + norms)
+             + n_moe * (attn + norms + router + shared + mv[K.M_EXPERTS] * expert)
+             + embed + out_layer + h)
+    active = (n_dense * (attn + dense_mlp + norms)
+              + n_moe * (attn + norms + router + shared + mv[K.M_TOPK] * expert)
+              + embed + out_layer + h)
+    return attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active
+
+
+@njit(cache=True)
+def model_flops_per_token(mv, seq):
+    attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
+    L = mv[K.M_LAYERS]
+    matmul = active - embed - L * norms - mv[K.M_HIDDEN] + (embed if mv[K.M_TIED] > 0.5 else 0.0)
+    a = mv[K.M_HEADS]
+    dd = mv[K.M_DQK] + mv[K.M_DV]
+    fs = mv[K.M_FRAC_SLIDING]
+    ctx = (1.0 - fs) * avg_context(seq, 0.0, False) + fs * avg_context(seq, mv[K.M_WINDOW], False)
+    return 6.0 * matmul + 6.0 * L * a * dd * ctx
+
+
+@njit(cache=True)
+def hardware_flops_per_token(mv, seq, rc):
+    attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
+    L = mv[K.M_LAYERS]
+    matmul = active - embed - L * norms - mv[K.M_HIDDEN] - out_layer
+    a = mv[K.M_HEADS]
+    dd = mv[K.M_DQK] + mv[K.M_DV]
+    fs = mv[K.M_FRAC_SLIDING]
+    ctx = (1.0 - fs) * avg_context(seq, 0.0, True) + fs * avg_context(seq, mv[K.M_WINDOW], True)
+    core_fwd = 2.0 * L * a * dd * ctx
+    tot = 6.0 * (matmul + embed) + 3.5 * core_fwd
+    if rc == K.RC_FULL:
+        tot += 2.0 * matmul + core_fwd
+    elif rc == K.RC_SELECTIVE:
+        tot += core_fwd
+    return tot
+
+
+@njit(cache=True)
+def layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, moe_layer):
+    """(fwd, bwd, core_fwd, tp_fwd, tp_bwd, cp_fwd, cp_bwd, ep_fwd, ep_bwd)"""
+    h = mv[K.M_HIDDEN]
+    a = mv[K.M_HEADS]
+    kv = mv[K.M_KV_HEADS]
+    dqk = mv[K.M_DQK]
+    dv = mv[K.M_DV]
+    swiglu = mv[K.M_ACT] == K.ACT_SWIGLU
+    up_mult = 2.0 if swiglu else 1.0
+    T = mbs * seq / cp
+    peak16 = hv[K.H_PEAK_BF16] if prec != K.PREC_FP16 else hv[K.H_PEAK_FP16]
+    if prec == K.PREC_FP8:
+        peak = hv[K.H_PEAK_FP8]
+        lp = hv[K.H_LP_FP8]
+        in_b = 1.0
+    elif prec == K.PREC_FP4:
+        peak = hv[K.H_PEAK_FP4]
+        lp = hv[K.H_LP_FP4]
+        in_b = 0.5
+    else:
+        peak = peak16
+        lp = 1.0
+        in_b = BF16_BYTES
+
+    g = 0.0
+    quant_elems = 0.0
+    if mv[K.M_MLA] > 0.5:
+        ql = mv[K.M_Q_LORA]
+        kvl = mv[K.M_KV_LORA]
+        rope = mv[K.M_ROPE]
+        if ql > 0:
+            g += gemm_time(hv, T, ql, h, 1.0, peak, lp, in_b)
+            g += gemm_time(hv, T, a * dqk / tp, ql, 1.0, peak, lp, in_b)
+            quant_elems += T * h + T * ql
+        else:
+            g += gemm_time(hv, T, a * dqk / tp, h, 1.0, peak, lp, in_b)
+            quant_elems += T * h
+        g += gemm_time(hv, T, kvl + rope, h, 1.0, peak, lp, in_b)
+        g += gemm_time(hv, T, a * ((dqk - rope) + dv) / tp, kvl, 1.0, peak, lp, in_b)
+        quant_elems += T * h + T * kvl
+    else:
+        g += gemm_time(hv, T, (a + 2.0 * kv) * dqk / tp, h, 1.0, peak, lp, in_b)
+        quant_elems += T * h
+    g += gemm_time(hv, T, h, a * dv / tp, 1.0, peak, lp, in_b)
+    quant_elems += T * a * dv / tp
+
+    elem_mlp = 0.0
+    moe_fixed = 0.0
+    if moe_layer:
+        E = mv[K.M_EXPERTS]
+        k = mv[K.M_TOPK]
+        fe = mv[K.M_FE]
+        local = E / ep
+        te = T * k * ep / E
+        g += gemm_time(hv, T, E, h, 1.0, peak16, 1.0, BF16_BYTES)
+        g += gemm_time(hv, te, up_mult * fe / tp, h, local, peak, lp, in_b)
+        g += gemm_time(hv, te, h, fe / tp, local, peak, lp, in_b)
+        quant_elems += T * k * (h + fe / tp)
+        if swiglu:
+            elem_mlp += 3.0 * T * k * fe / tp * BF16_BYTES
+        else:
+            elem_mlp += 2.0 * T * k * fe / tp * BF16_BYTES
+        elem_mlp += 4.0 * T * k * h * BF16_BYTES
+        # per routed token copy: router bookkeeping, permute, unpermute (fitted, see efficiency.yaml)
+        moe_fixed = T * k * hv[K.H_MOE_TOKEN_S]
+        if mv[K.M_SHARED] > 0:
+            fs = mv[K.M_FS] * mv[K.M_SHARED]
+            g += gemm_time(hv, T, up_mult * fs / tp, h, 1.0, peak, lp, in_b)
+            g += gemm_time(hv, T, h, fs / tp, 1.0, peak, lp, in_b)
+            quant_elems += T * (h + fs / tp)
+            elem_mlp += (3.0 if swiglu else 2.0) * T * fs / tp * BF16_BYTES
+    else:
+        f = mv[K.M_FFN]
+        g += gemm_time(hv, T, up_mult * f / tp, h, 1.0, peak, lp, in_b)
+        g += gemm_time(hv, T, h, f / tp, 1.0, peak, lp, in_b)
+        quant_elems += T * (h + f / tp)
+        elem_mlp += (3.0 if swiglu else 2.0) * T * f / tp * BF16_BYTES
+
+    fs_frac = mv[K.M_FRAC_SLIDING]
+    ctx = (1.0 - fs_frac) * avg_context(seq, 0.0, True) + fs_frac * avg_context(seq, mv[K.M_WINDOW], True)
+    core_flops = 2.0 * T * ctx * (a / tp) * (dqk + dv)
+    core_fwd = core_flops / (peak16 * hv[K.H_ATT_FWD]) + hv[K.H_KERNEL_S]
+    core_bwd = 2.5 * core_flops / (peak16 * hv[K.H_ATT_BWD]) + hv[K.H_KERNEL_S]
+
+    elem = (4.0 * h + 6.0 * h) * T / tp * BF16_BYTES
+    elem += 2.0 * (a + kv) * dqk / tp * T * BF16_BYTES
+    elem += elem_mlp
+    if prec == K.PREC_FP8 or prec == K.PREC_FP4:
+        elem += quant_elems * (BF16_BYTES + in_b)
+    n_elem_kernels = 8.0
+    elem_fwd = elem / hv[K.H_HBM_BW] + n_elem_kernels * hv[K.H_KERNEL_S]
+
+    fwd = g + core_fwd + elem_fwd + moe_fixed
+    bwd = 2.0 * g + core_bwd + 2.0 * elem_fwd + 2.0 * moe_fixed
+
+    act_bytes = T * h * BF16_BYTES
+    tp_one = rs_or_ag(hv, act_bytes, tp, 1.0, tp, 1.0, 1.0)
+    tp_fwd = 4.0 * tp_one * hv[K.H_TP_EXPOSED]
+    tp_bwd = 4.0 * tp_one * hv[K.H_TP_EXPOSED]
+
+    cp_fwd = 0.0
+    cp_bwd = 0.0
+    if cp > 1.0:
+        if mv[K.M_MLA] > 0.5:
+            kv_bytes = T * a / tp * (dqk + dv) * BF16_BYTES
+        else:
+            kv_bytes = T * kv / tp * (dqk + dv) * BF16_BYTES
+        ring = (cp - 1.0) * p2p(hv, kv_bytes, tp)
+        cp_fwd = max(0.0, ring - core_fwd)
+        cp_bwd = max(0.0, 2.0 * ring - core_bwd)
+
+    ep_fwd = 0.0
+    ep_bwd = 0.0
+    if moe_layer and ep > 1.0:
+        a2a_bytes = T * mv[K.M_TOPK] * h * (1.0 if prec == K.PREC_FP8 else BF16_BYTES) / tp
+        combine_bytes = T * mv[K.M_TOPK] * h * BF16_BYTES / tp
+        ep_fwd = (all_to_all(hv, a2a_bytes, ep, tp, ep, 1.0, 1.0)
+                  + all_to_all(hv, combine_bytes, ep, tp, ep, 1.0, 1.0))
+        ep_bwd = 2.0 * all_to_all(hv, combine_bytes, ep, tp, ep, 1.0, 1.0)
+    return fwd, bwd, core_fwd, tp_fwd, tp_bwd, cp_fwd, cp_bwd, ep_fwd, ep_bwd
+
+
+@njit(cache=True)
+def layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, moe_layer):
+    T = mbs * seq / cp
+    h = mv[K.M_HIDDEN]
+    a = mv[K.M_HEADS]
+    kv = mv[K.M_KV_HEADS]
+    dqk = mv[K.M_DQK]
+    dv = mv[K.M_DV]
+    swiglu = mv[K.M_ACT] == K.ACT_SWIGLU
+    if prec == K.PREC_FP8:
+        gin = 1.0
+    elif prec == K.PREC_FP4:
+        gin = 0.5
+    else:
+        gin = BF16_BYTES
+    if rc == K.RC_FULL:
+        return T * h * BF16_BYTES / tp
+    up = 2.0 if swiglu else 1.0
+    if mv[K.M_MLA] > 0.5:
+        ql = mv[K.M_Q_LORA]
+        kvl = mv[K.M_KV_LORA]
+        qkv16 = a * dqk + a * dqk + a * dv
+        gemm_in = h + ql + kvl
+    else:
+        qkv16 = a * dqk + 2.0 * kv * dqk
+        gemm_in = h
+    attn = (h + qkv16) * BF16_BYTES + gemm_in * gin
+    if rc != K.RC_SELECTIVE:
+        attn += a * dv * gin
+    if moe_layer:
+        k = mv[K.M_TOPK]
+        fe = mv[K.M_FE]
+        mlp = h * BF16_BYTES + h * gin + k * (h * gin + up * fe * BF16_BYTES + fe * gin)
+        if mv[K.M_SHARED] > 0:
+            fs = mv[K.M_FS] * mv[K.M_SHARED]
+            mlp += up * fs * BF16_BYTES + fs * gin
+    else:
+        f = mv[K.M_FFN]
+        mlp = h * BF16_BYTES + h * gin + up * f * BF16_BYTES + f * gin
+    return T * (attn + mlp) / tp
+
+
+@njit(cache=True)
+def train_one(mv, hv, p, o):
+    """Evaluate plan row ``p`` into output row ``o``; return a status code."""
+    for i in range(K.O_SIZE):
+        o[i] = 0.0
+    tp = float(p[K.P_TP])
+    pp = float(p[K.P_PP])
+    dp = float(p[K.P_DP])
+    cp = float(p[K.P_CP])
+    ep = float(p[K.P_EP])
+    vpp = float(p[K.P_VPP])
+    mbs = float(p[K.P_MBS])
+    gbs = float(p[K.P_GBS])
+    seq = float(p[K.P_SEQ])
+    zero = p[K.P_ZERO]
+    prec = p[K.P_PREC]
+    rc = p[K.P_RECOMPUTE]
+
+    if prec == K.PREC_BF16:
+        peak_needed = hv[K.H_PEAK_BF16]
+    elif prec == K.PREC_FP16:
+        peak_needed = hv[K.H_PEAK_FP16]
+    elif prec == K.PREC_FP8:
+        peak_needed = hv[K.H_PEAK_FP8]
+    else:
+        peak_needed = hv[K.H_PEAK_FP4]
+    if peak_needed <= 0.0 or hv[K.H_PEAK_BF16] <= 0.0:
+        return K.ST_NO_PRECISION
+
+    h = mv[K.M_HIDDEN]
+    V = mv[K.M_VOCAB]
+    m = gbs / (dp * mbs)
+    T = mbs * seq / cp
+    L = mv[K.M_LAYERS]
+    per_rank = min(L, vpp * math.ceil(L / (pp * vpp)))
+    n_moe_r = min(per_rank, mv[K.M_N_MOE])
+    n_dense_r = per_rank - n_moe_r
+
+    d_fwd, d_bwd, d_core, d_tpf, d_tpb, d_cpf, d_cpb, d_epf, d_epb = layer_times(
+        mv, hv, tp, cp, ep, seq, mbs, prec, False)
+    if n_moe_r > 0:
+        m_fwd, m_bwd, m_core, m_tpf, m_tpb, m_cpf, m_cpb, m_epf, m_epb = layer_times(
+            mv, hv, tp, cp, ep, seq, mbs, prec, True)
+    else:
+        m_fwd, m_bwd, m_core, m_tpf, m_tpb, m_cpf, m_cpb, m_epf, m_epb = (
+            d_fwd, d_bwd, d_core, d_tpf, d_tpb, d_cpf, d_cpb, d_epf, d_epb)
+    fwd = n_dense_r * d_fwd + n_moe_r * m_fwd
+    bwd = n_dense_r * d_bwd + n_moe_r * m_bwd
+    peak16 = hv[K.H_PEAK_BF16] if prec != K.PREC_FP16 else hv[K.H_PEAK_FP16]
+    logits_f = gemm_time(hv, T, V / tp, h, 1.0, peak16, 1.0, BF16_BYTES)
+    ce_bytes = T * V / tp * (BF16_BYTES + 2.0 * FP32_BYTES)
+    ce = ce_bytes / hv[K.H_HBM_BW] + 2.0 * hv[K.H_KERNEL_S]
+    fwd += logits_f + ce
+    bwd += 2.0 * logits_f + ce
+    tp_fwd_all = n_dense_r * d_tpf + n_moe_r * m_tpf
+    cp_fwd_all = n_dense_r * d_cpf + n_moe_r * m_cpf
+    ep_fwd_all = n_dense_r * d_epf + n_moe_r * m_epf
+    tp_mb = tp_fwd_all + n_dense_r * d_tpb + n_moe_r * m_tpb
+    cp_mb = cp_fwd_all + n_dense_r * d_cpb + n_moe_r * m_cpb
+    ep_mb = ep_fwd_all + n_dense_r * d_epb + n_moe_r * m_epb
+    if rc == K.RC_FULL:
+        rec_mb = n_dense_r * d_fwd + n_moe_r * m_fwd
+        tp_mb += tp_fwd_all
+        ep_mb += ep_fwd_all
+        cp_mb += cp_fwd_all
+    elif rc == K.RC_SELECTIVE:
+        rec_mb = n_dense_r * d_core + n_moe_r * m_core
+    else:
+        rec_mb = 0.0
+    t_mb = fwd + bwd + rec_mb + tp_mb + cp_mb + ep_mb
+
+    bubble = (pp - 1.0) / vpp * t_mb
+    icp = int(p[K.P_CP])
+    iep = int(p[K.P_EP])
+    din = float(icp * iep // _gcd(icp, iep))
+    pp_comm = 0.0
+    if pp > 1.0:
+        pp_bytes = T * h * BF16_BYTES / tp
+        pp_comm = 2.0 * (m * vpp + pp - 1.0) * p2p(hv, pp_bytes, tp * din) * hv[K.H_PP_EXPOSED]
+
+    attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
+    embed_part = embed + (out_layer if pp == 1.0 else 0.0)
+    dense_per_layer = attn + norms
+    nonexp = (n_dense_r * (dense_per_layer + dense_mlp)
+              + n_moe_r * (dense_per_layer + router + shared))
+    p_dense_rank = (nonexp + embed_part) / tp
+    p_exp_rank = n_moe_r * mv[K.M_EXPERTS] * expert / (ep * tp)
+    dp_dense = dp * cp
+    dp_exp = dp * cp / ep
+
+    dout = dp * cp / din
+    s_out = tp * din * pp
+    rs = (rs_or_ag(hv, p_dense_rank * FP32_BYTES, dp_dense, tp, din, s_out, dout)
+          + rs_or_ag(hv, p_exp_rank * FP32_BYTES, dp_exp, tp * ep, din / ep, s_out, dout))
+    ag = (rs_or_ag(hv, p_dense_rank * BF16_BYTES, dp_dense, tp, din, s_out, dout)
+          + rs_or_ag(hv, p_exp_rank * BF16_BYTES, dp_exp, tp * ep, din / ep, s_out, dout))
+    if zero == 0:
+        dp_exposed = max(0.0, 2.0 * rs - bwd)
+    elif zero == 3:
+        dp_exposed = m * (max(0.0, ag - fwd) + max(0.0, ag - bwd)) + max(0.0, rs - bwd)
+    else:
+        dp_exposed = max(0.0, rs - bwd) + max(0.0, ag - fwd)
+    shard = dp_dense if zero >= 1 else 1.0
+    shard_e = dp_exp if zero >= 1 else 1.0
+    local_master = p_dense_rank / shard + p_exp_rank / shard_e
+    optimizer = local_master * 34.0 / hv[K.H_HBM_BW]
+
+    base = m * t_mb + bubble + pp_comm + dp_exposed + optimizer
+    n_nodes = (tp * pp * dp * cp) / hv[K.H_NODE]
+    strag = 0.0
+    if n_nodes > 1.0:
+        strag = base * hv[K.H_STRAGGLER_CV] * math.sqrt(2.0 * math.log(n_nodes))
+    step = base + strag
+
+    o[K.O_T_COMPUTE] = m * (fwd + bwd)
+    o[K.O_T_RECOMPUTE] = m * rec_mb
+    o[K.O_T_TP] = m * tp_mb
+    o[K.O_T_CP] = m * cp_mb
+    o[K.O_T_EP] = m * ep_mb
+    o[K.O_T_PP] = pp_comm
+    o[K.O_T_DP] = dp_exposed
+    o[K.O_T_BUBBLE] = bubble
+    o[K.O_T_OPTIMIZER] = optimizer
+    o[K.O_T_STRAGGLER] = strag
+    o[K.O_STEP] = step
+
+    w_shard = dp_dense if zero == 3 else 1.0
+    w_shard_e = dp_exp if zero == 3 else 1.0
+    weights = (p_dense_rank / w_shard + p_exp_rank / w_shard_e) * BF16_BYTES
+    g_shard = dp_dense if zero >= 2 else 1.0
+    g_shard_e = dp_exp if zero >= 2 else 1.0
+    grads = (p_dense_rank / g_shard + p_exp_rank / g_shard_e) * FP32_BYTES
+    opt = local_master * 12.0
+    a_d = layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, False)
+    a_m = layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, True) if n_moe_r > 0 else a_d
+    act_mb = n_dense_r * a_d + n_moe_r * a_m
+    in_flight = min(m, pp)
+    interleave = 1.0 + (pp - 1.0) / (pp * vpp) if vpp > 1.0 else 1.0
+    act = act_mb * in_flight * interleave
+    if rc == K.RC_FULL:
+        full_d = layer_activation_bytes(mv, tp, cp, seq, mbs, K.RC_NONE, prec, False)
+        full_m = layer_activation_bytes(mv, tp, cp, seq, mbs, K.RC_NONE, prec, True) if n_moe_r > 0 else 0.0
+        act += max(full_d, full_m)
+    act += T * V / tp * (BF16_BYTES + FP32_BYTES)
+    o[K.O_MEM_WEIGHTS] = weights
+    o[K.O_MEM_GRADS] = grads
+    o[K.O_MEM_OPT] = opt
+    o[K.O_MEM_ACT] = act
+    o[K.O_MEM_TOTAL] = weights + grads + opt + act
+    status = K.ST_OK
+    if o[K.O_MEM_TOTAL] > hv[K.H_HBM_BYTES]:
+        status = K.ST_OOM
+    if not math.isfinite(step):
+        status = K.ST_NO_LINK
+    if math.isfinite(step) and step > 0.0:
+        o[K.O_TOKENS_PER_S] = gbs * seq / step
+    o[K.O_MODEL_FLOPS_TOK] = model_flops_per_token(mv, seq)
+    o[K.O_HW_FLOPS_TOK] = hardware_flops_per_token(mv, seq, rc)
+    return status
+
+
+@njit(cache=True)
+def evaluate_training(mv, hv, plans, out, status):
+    for i in range(plans.shape[0]):
+        status[i] = train_one(mv, hv, plans[i], out[i])
+
+
+@njit(cache=True, parallel=True)
+def evaluate_training_parallel(mv, hv, plans, out, status):
+    for i in prange(plans.shape[0]):
+        status[i] = train_one(mv, hv, plans[i], out[i])
+
+
+def new_outputs(n):
+    """Preallocated output matrix and status vector for n plans."""
+    return np.zeros((n, K.O_SIZE)), np.zeros(n, dtype=np.int64)
