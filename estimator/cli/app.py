@@ -1,0 +1,184 @@
+"""`suanli` command line: parse, call the library, render. Errors: one line, exit code 2."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+try:  # typer >= 0.20 vendors click; older versions depend on it
+    from typer._click import exceptions as _cx
+except ImportError:  # pragma: no cover
+    from click import exceptions as _cx
+
+from estimator.catalog import Catalog
+from estimator.cli.render import console, emit_json, fmt, kv, table
+from estimator.describe import chip_summary, model_summary, sourced_rows, system_summary
+from estimator.errors import InputError, SpecError, SuanliError
+from estimator.specs import ChipSpec, ModelSpec, SystemSpec
+from estimator.yamlio import load_spec, read_yaml_mapping
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="suanli (算力): estimate LLM training on clusters of AI accelerators, "
+                       "Chinese domestic and Nvidia, with a source for every number.")
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+SpecDirOpt = typer.Option(None, "--spec-dir", help="Folder of user specs (chips/, systems/, models/).")
+
+
+def _cat(spec_dir: Optional[list[Path]]) -> Catalog:
+    return Catalog(spec_dirs=spec_dir or [])
+
+
+# ---------------------------------------------------------------- catalog listings
+CHIP_COLUMNS = [("id", "id"), ("vendor", "vendor"), ("year", "year"), ("bf16_tflops", "BF16 TFLOP/s"),
+                ("fp8_tflops", "FP8 TFLOP/s"), ("hbm_gb", "HBM GB"), ("hbm_tb_per_s", "HBM TB/s"),
+                ("scale_up_gb_per_s", "scale-up GB/s"), ("scale_up_domain", "domain"),
+                ("tdp_w", "TDP W"), ("confidence", "confidence")]
+
+
+@app.command()
+def chips(vendor: Optional[str] = typer.Option(None, "--vendor", help="Filter by vendor (substring)."),
+          sort: str = typer.Option("id", "--sort", help="Sort by a column key, e.g. bf16_tflops, hbm_gb."),
+          spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt):
+    """List accelerators with their key numbers."""
+    cat = _cat(spec_dir)
+    rows = [chip_summary(c, cat) for c in cat.all("chip")]
+    if vendor:
+        rows = [r for r in rows if vendor.lower() in r["vendor"].lower()]
+    if rows and sort not in rows[0]:
+        raise InputError(f"--sort: unknown column {sort!r} (one of: {', '.join(rows[0])})")
+    numeric = sort not in ("id", "vendor", "name", "confidence", "status", "default_system")
+    rows.sort(key=lambda r: ((r[sort] is None), -(r[sort] or 0) if numeric else str(r[sort]).lower(), r["id"]))
+    if as_json:
+        emit_json(rows)
+    else:
+        table(f"{len(rows)} chips (dense peaks; '-' = not published)", CHIP_COLUMNS, rows)
+
+
+@app.command()
+def chip(chip_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optional[list[Path]] = SpecDirOpt,
+         as_json: bool = JsonOpt):
+    """Every field of one chip with its source and confidence."""
+    cat = _cat(spec_dir)
+    c = cat.chip(chip_id)
+    rows = sourced_rows(c)
+    if as_json:
+        emit_json({"id": c.id, "summary": chip_summary(c, cat), "fields": rows})
+    else:
+        table(f"{c.name} ({c.id})", [("field", "field"), ("value", "value"), ("confidence", "confidence"),
+                                       ("source", "source"), ("note", "note")], rows, digits=2)
+
+
+@app.command()
+def systems(spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt):
+    """List systems (nodes and scale-up domains)."""
+    rows = [system_summary(s) for s in _cat(spec_dir).all("system")]
+    if as_json:
+        emit_json(rows)
+    else:
+        table(f"{len(rows)} systems", [("id", "id"), ("chip", "chip"), ("chips_per_node", "chips/node"),
+                                       ("scale_up_domain", "domain"), ("topology", "topology"),
+                                       ("scale_up_gb_per_s_per_chip", "scale-up GB/s"),
+                                       ("scale_out_gbit_per_s_per_chip", "NIC Gb/s"),
+                                       ("node_overhead_w", "node overhead W")], rows)
+
+
+@app.command()
+def system(system_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optional[list[Path]] = SpecDirOpt,
+           as_json: bool = JsonOpt):
+    """Every field of one system, with sources."""
+    s = _cat(spec_dir).system(system_id)
+    rows = sourced_rows(s)
+    if as_json:
+        emit_json({"id": s.id, "summary": system_summary(s), "fields": rows})
+    else:
+        table(f"{s.name} ({s.id})", [("field", "field"), ("value", "value"), ("confidence", "confidence"),
+                                       ("source", "source"), ("note", "note")], rows, digits=2)
+
+
+@app.command()
+def models(spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt):
+    """List catalog models with derived parameter counts."""
+    rows = [model_summary(m) for m in _cat(spec_dir).all("model")]
+    if as_json:
+        emit_json(rows)
+    else:
+        table(f"{len(rows)} models", [("name", "name"), ("layers", "layers"), ("hidden", "hidden"),
+                                      ("heads", "heads"), ("kv_heads", "kv"), ("attention", "attn"),
+                                      ("params_b", "params B"), ("active_params_b", "active B")], rows)
+
+
+@app.command()
+def model(model_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optional[list[Path]] = SpecDirOpt,
+          as_json: bool = JsonOpt):
+    """One model: shape, derived parameter counts, KV-cache bytes per token."""
+    m = _cat(spec_dir).model(model_id)
+    s = model_summary(m)
+    if as_json:
+        emit_json(s)
+    else:
+        kv(f"{m.name}", [(k, v) for k, v in s.items() if k != "moe"] +
+           ([("moe", ", ".join(f"{k}={v}" for k, v in s["moe"].items()))] if s["moe"] else []))
+
+
+@app.command()
+def check(files: list[Path] = typer.Argument(..., metavar="FILE..."), as_json: bool = JsonOpt):
+    """Validate user spec files (chip, system, model). Exit 0 if all are valid, else 2."""
+    results = []
+    for f in files:
+        try:
+            data = read_yaml_mapping(f)
+            if "peak_tflops" in data:
+                kind, cls = "chip", ChipSpec
+            elif "scale_up" in data and "chip" in data:
+                kind, cls = "system", SystemSpec
+            elif "layers" in data:
+                kind, cls = "model", ModelSpec
+            else:
+                raise SpecError(str(f), None, "cannot tell the spec kind (expected a chip, system or model spec)")
+            load_spec(cls, f)
+            results.append({"file": str(f), "kind": kind, "ok": True, "error": None})
+        except SpecError as e:
+            results.append({"file": str(f), "kind": None, "ok": False, "error": str(e)})
+    bad = [r for r in results if not r["ok"]]
+    if as_json:
+        emit_json(results)
+    else:
+        for r in results:
+            if r["ok"]:
+                console.print(f"ok: {r['file']} ({r['kind']})")
+    for r in bad:
+        print(f"suanli: error: {r['error']}", file=sys.stderr)
+    if bad:
+        raise typer.Exit(2)
+
+
+from estimator.cli import train_cmd  # noqa: E402,F401  (registers train / validate)
+
+
+def main() -> None:
+    """Console entry point: one-line errors, exit code 2, never a traceback for bad input."""
+    cmd = typer.main.get_command(app)
+    try:
+        rv = cmd.main(args=sys.argv[1:], prog_name="suanli", standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("suanli: aborted", file=sys.stderr)
+        sys.exit(130)
+    except _cx.ClickException as e:
+        if type(e).__name__ == "NoArgsIsHelpError":
+            print(e.format_message())
+            sys.exit(0)
+        msg = " ".join(e.format_message().split())
+        print(f"suanli: error: {msg}", file=sys.stderr)
+        sys.exit(2)
+    except SuanliError as e:
+        print(f"suanli: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("suanli: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
