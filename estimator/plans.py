@@ -6,7 +6,6 @@ EP is carved out of the data-parallel ranks (dp * cp) as in Megatron-Core.
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,7 +119,8 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
     rcs = [RECOMPUTE_CODES[fixed["recompute"]]] if fixed.get("recompute") else list(RECOMPUTE_CODES.values())
     zeros = [fixed["zero"]] if fixed.get("zero") is not None else [0, 1, 2, 3]
     precs = [PREC_CODES[p] for p in precisions]
-    combos = np.array(list(itertools.product(rcs, zeros, precs)), dtype=np.int64)
+    # precision varies slowest so consecutive rows share layer-level results (kernel memo)
+    combos = np.array([(r, z, pr) for pr in precs for r in rcs for z in zeros], dtype=np.int64)
     nb, nc = len(base), len(combos)
     out = np.empty((nb * nc, K.P_SIZE), dtype=np.int64)
     out[:, K.P_TP:K.P_MBS + 1] = np.repeat(base, nc, axis=0)

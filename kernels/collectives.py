@@ -10,7 +10,7 @@ from numba import njit
 from kernels import layout as K
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def members_within(block, s1, n1, s2, n2):
     a = math.floor(block / s1)
     out = max(1.0, min(n1, a))
@@ -19,7 +19,7 @@ def members_within(block, s1, n1, s2, n2):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mesh_factor(hv, g_dom):
     if hv[K.H_MESH] < 0.5:
         return 1.0
@@ -29,7 +29,7 @@ def mesh_factor(hv, g_dom):
     return min(1.0, (g_dom - 1.0) / (d_pkg - 1.0))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ring_phase(g, nbytes, bw, lat):
     if g <= 1.0:
         return 0.0
@@ -38,7 +38,7 @@ def ring_phase(g, nbytes, bw, lat):
     return (g - 1.0) * lat + (g - 1.0) / g * nbytes / bw
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rs_or_ag(hv, nbytes, n, s1, n1, s2, n2):
     if n <= 1.0:
         return 0.0
@@ -53,7 +53,7 @@ def rs_or_ag(hv, nbytes, n, s1, n1, s2, n2):
     return t
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _div(a, b):
     if a <= 0.0:
         return 0.0
@@ -62,7 +62,7 @@ def _div(a, b):
     return a / b
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def all_to_all(hv, nbytes, n, s1, n1, s2, n2):
     if n <= 1.0:
         return 0.0
@@ -83,7 +83,7 @@ def all_to_all(hv, nbytes, n, s1, n1, s2, n2):
     return t + lat
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def p2p(hv, nbytes, span):
     if span < hv[K.H_RANKS_PKG]:
         return hv[K.H_LAT_DIE] + _div(nbytes, hv[K.H_BW_DIE])

@@ -6,6 +6,7 @@ per plan row; ``evaluate_training_parallel`` is the same over ``prange``.
 """
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -16,7 +17,7 @@ BF16_BYTES = 2.0
 FP32_BYTES = 4.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gemm_efficiency(hv, gflop):
     n = int(hv[K.H_NCURVE])
     x = math.log10(max(gflop, 1e-12))
@@ -34,7 +35,7 @@ def gemm_efficiency(hv, gflop):
     return hv[K.H_CURVE_Y + n - 1]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gemm_time(hv, m, n, k, count, peak, lp, in_bytes):
     flops = 2.0 * m * n * k * count
     eff = gemm_efficiency(hv, flops * 1e-9) * lp
@@ -42,7 +43,7 @@ def gemm_time(hv, m, n, k, count, peak, lp, in_bytes):
     return max(flops / (peak * eff), nbytes / hv[K.H_HBM_BW]) + hv[K.H_KERNEL_S]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def avg_context(seq, window, causal):
     if not causal:
         if window <= 0.0 or window >= seq:
@@ -53,14 +54,14 @@ def avg_context(seq, window, causal):
     return (window * (window + 1.0) / 2.0 + (seq - window) * window) / seq
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _gcd(a, b):
     while b:
         a, b = b, a % b
     return a
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def model_params(mv):
     """(attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active)"""
     h = mv[K.M_HIDDEN]
@@ -98,7 +99,7 @@ def model_params(mv):
     return attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def model_flops_per_token(mv, seq):
     attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
     L = mv[K.M_LAYERS]
@@ -110,7 +111,7 @@ def model_flops_per_token(mv, seq):
     return 6.0 * matmul + 6.0 * L * a * dd * ctx
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def hardware_flops_per_token(mv, seq, rc):
     attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
     L = mv[K.M_LAYERS]
@@ -128,7 +129,7 @@ def hardware_flops_per_token(mv, seq, rc):
     return tot
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, moe_layer):
     """(fwd, bwd, core_fwd, tp_fwd, tp_bwd, cp_fwd, cp_bwd, ep_fwd, ep_bwd)"""
     h = mv[K.M_HIDDEN]
@@ -251,7 +252,7 @@ def layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, moe_layer):
     return fwd, bwd, core_fwd, tp_fwd, tp_bwd, cp_fwd, cp_bwd, ep_fwd, ep_bwd
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, moe_layer):
     T = mbs * seq / cp
     h = mv[K.M_HIDDEN]
@@ -293,11 +294,118 @@ def layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, moe_layer):
     return T * (attn + mlp) / tp
 
 
-@njit(cache=True)
-def train_one(mv, hv, p, o):
-    """Evaluate plan row ``p`` into output row ``o``; return a status code."""
-    for i in range(K.O_SIZE):
-        o[i] = 0.0
+# ---- per-batch memo: consecutive plans often share their layer-level results --------------
+C_LKEY = 0      # (tp, cp, ep, seq, mbs, prec)
+C_LD = 6        # 9 dense-layer times
+C_LM = 15       # 9 MoE-layer times
+C_LOGITS = 24   # logits GEMM time, cross-entropy time
+C_CKEY = 26     # (tp, pp, dp, cp, ep, vpp)
+C_RS = 32
+C_AG = 33
+C_PD = 34       # dense params on the busiest rank
+C_PE = 35       # expert params on the busiest rank
+C_FKEY = 36     # seq
+C_MFT = 37      # model FLOPs per token
+C_HFT = 38      # executed FLOPs per token, one per recompute mode
+C_AKEY = 41     # (tp, cp, seq, mbs, prec, 0)
+C_ACT = 47      # per recompute mode: dense-layer bytes, MoE-layer bytes, extra (full recompute)
+C_P2P = 56      # one pipeline send of a micro-batch's activations
+C_STRAG = 57    # cv * sqrt(2 ln nodes)
+C_NDENSE = 58   # dense layers on the busiest rank
+C_NMOE = 59     # MoE layers on the busiest rank
+C_SIZE = 60
+
+
+@njit(cache=True, error_model="numpy")
+def _same(c, at, a, b, d, e, f, g):
+    return (c[at] == a and c[at + 1] == b and c[at + 2] == d and c[at + 3] == e
+            and c[at + 4] == f and c[at + 5] == g)
+
+
+@njit(cache=True, error_model="numpy")
+def _store(c, at, a, b, d, e, f, g):
+    c[at] = a
+    c[at + 1] = b
+    c[at + 2] = d
+    c[at + 3] = e
+    c[at + 4] = f
+    c[at + 5] = g
+
+
+@njit(cache=True, error_model="numpy")
+def _fill_layers(mv, hv, c, tp, cp, ep, seq, mbs, prec):
+    r = layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, False)
+    for j in range(9):
+        c[C_LD + j] = r[j]
+    if mv[K.M_N_MOE] > 0:
+        r = layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, True)
+    for j in range(9):
+        c[C_LM + j] = r[j]
+    h = mv[K.M_HIDDEN]
+    V = mv[K.M_VOCAB]
+    T = mbs * seq / cp
+    peak16 = hv[K.H_PEAK_BF16] if prec != K.PREC_FP16 else hv[K.H_PEAK_FP16]
+    c[C_LOGITS] = gemm_time(hv, T, V / tp, h, 1.0, peak16, 1.0, BF16_BYTES)
+    ce_bytes = T * V / tp * (BF16_BYTES + 2.0 * FP32_BYTES)
+    c[C_LOGITS + 1] = ce_bytes / hv[K.H_HBM_BW] + 2.0 * hv[K.H_KERNEL_S]
+    icp = int(cp)
+    iep = int(ep)
+    din = float(icp * iep // _gcd(icp, iep))
+    c[C_P2P] = p2p(hv, T * h * BF16_BYTES / tp, tp * din)
+    _store(c, C_LKEY, tp, cp, ep, seq, mbs, float(prec))
+
+
+@njit(cache=True, error_model="numpy")
+def _fill_comm(mv, hv, c, tp, pp, dp, cp, ep, vpp, icp, iep):
+    attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
+    L = mv[K.M_LAYERS]
+    per_rank = min(L, vpp * math.ceil(L / (pp * vpp)))
+    n_moe_r = min(per_rank, mv[K.M_N_MOE])
+    n_dense_r = per_rank - n_moe_r
+    embed_part = embed + (out_layer if pp == 1.0 else 0.0)
+    dense_per_layer = attn + norms
+    nonexp = (n_dense_r * (dense_per_layer + dense_mlp)
+              + n_moe_r * (dense_per_layer + router + shared))
+    p_dense_rank = (nonexp + embed_part) / tp
+    p_exp_rank = n_moe_r * mv[K.M_EXPERTS] * expert / (ep * tp)
+    dp_dense = dp * cp
+    dp_exp = dp * cp / ep
+    din = float(icp * iep // _gcd(icp, iep))
+    dout = dp * cp / din
+    s_out = tp * din * pp
+    c[C_RS] = (rs_or_ag(hv, p_dense_rank * FP32_BYTES, dp_dense, tp, din, s_out, dout)
+               + rs_or_ag(hv, p_exp_rank * FP32_BYTES, dp_exp, tp * ep, din / ep, s_out, dout))
+    c[C_AG] = (rs_or_ag(hv, p_dense_rank * BF16_BYTES, dp_dense, tp, din, s_out, dout)
+               + rs_or_ag(hv, p_exp_rank * BF16_BYTES, dp_exp, tp * ep, din / ep, s_out, dout))
+    c[C_PD] = p_dense_rank
+    c[C_PE] = p_exp_rank
+    c[C_NDENSE] = n_dense_r
+    c[C_NMOE] = n_moe_r
+    n_nodes = (tp * pp * dp * cp) / hv[K.H_NODE]
+    c[C_STRAG] = hv[K.H_STRAGGLER_CV] * math.sqrt(2.0 * math.log(n_nodes)) if n_nodes > 1.0 else 0.0
+    _store(c, C_CKEY, tp, pp, dp, cp, ep, vpp)
+
+
+@njit(cache=True, error_model="numpy")
+def _fill_act(mv, c, tp, cp, seq, mbs, prec):
+    moe = mv[K.M_N_MOE] > 0
+    full_d = layer_activation_bytes(mv, tp, cp, seq, mbs, K.RC_NONE, prec, False)
+    full_m = layer_activation_bytes(mv, tp, cp, seq, mbs, K.RC_NONE, prec, True) if moe else 0.0
+    for rc in range(3):
+        a_d = layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, False)
+        a_m = layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, True) if moe else a_d
+        c[C_ACT + 3 * rc] = a_d
+        c[C_ACT + 3 * rc + 1] = a_m
+        c[C_ACT + 3 * rc + 2] = max(full_d, full_m) - a_d if rc == K.RC_FULL else 0.0
+    _store(c, C_AKEY, tp, cp, seq, mbs, float(prec), 0.0)
+
+
+@njit(cache=True, error_model="numpy")
+def train_one(mv, hv, p, o, c):
+    """Evaluate plan row ``p`` into output row ``o``; return a status code.
+
+    ``c`` is the memo (:func:`new_cache`) shared by consecutive calls of one batch.
+    """
     tp = float(p[K.P_TP])
     pp = float(p[K.P_PP])
     dp = float(p[K.P_DP])
@@ -320,91 +428,67 @@ def train_one(mv, hv, p, o):
     else:
         peak_needed = hv[K.H_PEAK_FP4]
     if peak_needed <= 0.0 or hv[K.H_PEAK_BF16] <= 0.0:
+        for i in range(K.O_SIZE):
+            o[i] = 0.0
         return K.ST_NO_PRECISION
 
-    h = mv[K.M_HIDDEN]
-    V = mv[K.M_VOCAB]
     m = gbs / (dp * mbs)
-    T = mbs * seq / cp
-    L = mv[K.M_LAYERS]
-    per_rank = min(L, vpp * math.ceil(L / (pp * vpp)))
-    n_moe_r = min(per_rank, mv[K.M_N_MOE])
-    n_dense_r = per_rank - n_moe_r
+    if not _same(c, C_CKEY, tp, pp, dp, cp, ep, vpp):
+        _fill_comm(mv, hv, c, tp, pp, dp, cp, ep, vpp, int(cp), int(ep))
+    n_moe_r = c[C_NMOE]
+    n_dense_r = c[C_NDENSE]
 
-    d_fwd, d_bwd, d_core, d_tpf, d_tpb, d_cpf, d_cpb, d_epf, d_epb = layer_times(
-        mv, hv, tp, cp, ep, seq, mbs, prec, False)
-    if n_moe_r > 0:
-        m_fwd, m_bwd, m_core, m_tpf, m_tpb, m_cpf, m_cpb, m_epf, m_epb = layer_times(
-            mv, hv, tp, cp, ep, seq, mbs, prec, True)
-    else:
-        m_fwd, m_bwd, m_core, m_tpf, m_tpb, m_cpf, m_cpb, m_epf, m_epb = (
-            d_fwd, d_bwd, d_core, d_tpf, d_tpb, d_cpf, d_cpb, d_epf, d_epb)
-    fwd = n_dense_r * d_fwd + n_moe_r * m_fwd
-    bwd = n_dense_r * d_bwd + n_moe_r * m_bwd
-    peak16 = hv[K.H_PEAK_BF16] if prec != K.PREC_FP16 else hv[K.H_PEAK_FP16]
-    logits_f = gemm_time(hv, T, V / tp, h, 1.0, peak16, 1.0, BF16_BYTES)
-    ce_bytes = T * V / tp * (BF16_BYTES + 2.0 * FP32_BYTES)
-    ce = ce_bytes / hv[K.H_HBM_BW] + 2.0 * hv[K.H_KERNEL_S]
+    if not _same(c, C_LKEY, tp, cp, ep, seq, mbs, float(prec)):
+        _fill_layers(mv, hv, c, tp, cp, ep, seq, mbs, prec)
+    fwd = n_dense_r * c[C_LD + 0] + n_moe_r * c[C_LM + 0]
+    bwd = n_dense_r * c[C_LD + 1] + n_moe_r * c[C_LM + 1]
+    logits_f = c[C_LOGITS]
+    ce = c[C_LOGITS + 1]
     fwd += logits_f + ce
     bwd += 2.0 * logits_f + ce
-    tp_fwd_all = n_dense_r * d_tpf + n_moe_r * m_tpf
-    cp_fwd_all = n_dense_r * d_cpf + n_moe_r * m_cpf
-    ep_fwd_all = n_dense_r * d_epf + n_moe_r * m_epf
-    tp_mb = tp_fwd_all + n_dense_r * d_tpb + n_moe_r * m_tpb
-    cp_mb = cp_fwd_all + n_dense_r * d_cpb + n_moe_r * m_cpb
-    ep_mb = ep_fwd_all + n_dense_r * d_epb + n_moe_r * m_epb
+    tp_fwd_all = n_dense_r * c[C_LD + 3] + n_moe_r * c[C_LM + 3]
+    cp_fwd_all = n_dense_r * c[C_LD + 5] + n_moe_r * c[C_LM + 5]
+    ep_fwd_all = n_dense_r * c[C_LD + 7] + n_moe_r * c[C_LM + 7]
+    tp_mb = tp_fwd_all + n_dense_r * c[C_LD + 4] + n_moe_r * c[C_LM + 4]
+    cp_mb = cp_fwd_all + n_dense_r * c[C_LD + 6] + n_moe_r * c[C_LM + 6]
+    ep_mb = ep_fwd_all + n_dense_r * c[C_LD + 8] + n_moe_r * c[C_LM + 8]
     if rc == K.RC_FULL:
-        rec_mb = n_dense_r * d_fwd + n_moe_r * m_fwd
+        rec_mb = n_dense_r * c[C_LD + 0] + n_moe_r * c[C_LM + 0]
         tp_mb += tp_fwd_all
         ep_mb += ep_fwd_all
         cp_mb += cp_fwd_all
     elif rc == K.RC_SELECTIVE:
-        rec_mb = n_dense_r * d_core + n_moe_r * m_core
+        rec_mb = n_dense_r * c[C_LD + 2] + n_moe_r * c[C_LM + 2]
     else:
         rec_mb = 0.0
     t_mb = fwd + bwd + rec_mb + tp_mb + cp_mb + ep_mb
+    fwd_win = fwd + tp_fwd_all + cp_fwd_all + ep_fwd_all
+    bwd_win = t_mb - fwd_win
 
     bubble = (pp - 1.0) / vpp * t_mb
-    icp = int(p[K.P_CP])
-    iep = int(p[K.P_EP])
-    din = float(icp * iep // _gcd(icp, iep))
     pp_comm = 0.0
     if pp > 1.0:
-        pp_bytes = T * h * BF16_BYTES / tp
-        pp_comm = 2.0 * (m * vpp + pp - 1.0) * p2p(hv, pp_bytes, tp * din) * hv[K.H_PP_EXPOSED]
+        pp_comm = 2.0 * (m * vpp + pp - 1.0) * c[C_P2P] * hv[K.H_PP_EXPOSED]
 
-    attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
-    embed_part = embed + (out_layer if pp == 1.0 else 0.0)
-    dense_per_layer = attn + norms
-    nonexp = (n_dense_r * (dense_per_layer + dense_mlp)
-              + n_moe_r * (dense_per_layer + router + shared))
-    p_dense_rank = (nonexp + embed_part) / tp
-    p_exp_rank = n_moe_r * mv[K.M_EXPERTS] * expert / (ep * tp)
+    rs = c[C_RS]
+    ag = c[C_AG]
+    p_dense_rank = c[C_PD]
+    p_exp_rank = c[C_PE]
     dp_dense = dp * cp
     dp_exp = dp * cp / ep
-
-    dout = dp * cp / din
-    s_out = tp * din * pp
-    rs = (rs_or_ag(hv, p_dense_rank * FP32_BYTES, dp_dense, tp, din, s_out, dout)
-          + rs_or_ag(hv, p_exp_rank * FP32_BYTES, dp_exp, tp * ep, din / ep, s_out, dout))
-    ag = (rs_or_ag(hv, p_dense_rank * BF16_BYTES, dp_dense, tp, din, s_out, dout)
-          + rs_or_ag(hv, p_exp_rank * BF16_BYTES, dp_exp, tp * ep, din / ep, s_out, dout))
     if zero == 0:
-        dp_exposed = max(0.0, 2.0 * rs - bwd)
+        dp_exposed = max(0.0, 2.0 * rs - bwd_win)
     elif zero == 3:
-        dp_exposed = m * (max(0.0, ag - fwd) + max(0.0, ag - bwd)) + max(0.0, rs - bwd)
+        dp_exposed = m * (max(0.0, ag - fwd_win) + max(0.0, ag - bwd_win)) + max(0.0, rs - bwd_win)
     else:
-        dp_exposed = max(0.0, rs - bwd) + max(0.0, ag - fwd)
+        dp_exposed = max(0.0, rs - bwd_win) + max(0.0, ag - fwd_win)
     shard = dp_dense if zero >= 1 else 1.0
     shard_e = dp_exp if zero >= 1 else 1.0
     local_master = p_dense_rank / shard + p_exp_rank / shard_e
     optimizer = local_master * 34.0 / hv[K.H_HBM_BW]
 
     base = m * t_mb + bubble + pp_comm + dp_exposed + optimizer
-    n_nodes = (tp * pp * dp * cp) / hv[K.H_NODE]
-    strag = 0.0
-    if n_nodes > 1.0:
-        strag = base * hv[K.H_STRAGGLER_CV] * math.sqrt(2.0 * math.log(n_nodes))
+    strag = base * c[C_STRAG]
     step = base + strag
 
     o[K.O_T_COMPUTE] = m * (fwd + bwd)
@@ -426,17 +510,14 @@ def train_one(mv, hv, p, o):
     g_shard_e = dp_exp if zero >= 2 else 1.0
     grads = (p_dense_rank / g_shard + p_exp_rank / g_shard_e) * FP32_BYTES
     opt = local_master * 12.0
-    a_d = layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, False)
-    a_m = layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, True) if n_moe_r > 0 else a_d
-    act_mb = n_dense_r * a_d + n_moe_r * a_m
+    if not _same(c, C_AKEY, tp, cp, seq, mbs, float(prec), 0.0):
+        _fill_act(mv, c, tp, cp, seq, mbs, prec)
+    ac = C_ACT + 3 * rc
+    act_mb = n_dense_r * c[ac] + n_moe_r * c[ac + 1]
     in_flight = min(m, pp)
     interleave = 1.0 + (pp - 1.0) / (pp * vpp) if vpp > 1.0 else 1.0
-    act = act_mb * in_flight * interleave
-    if rc == K.RC_FULL:
-        full_d = layer_activation_bytes(mv, tp, cp, seq, mbs, K.RC_NONE, prec, False)
-        full_m = layer_activation_bytes(mv, tp, cp, seq, mbs, K.RC_NONE, prec, True) if n_moe_r > 0 else 0.0
-        act += max(full_d, full_m)
-    act += T * V / tp * (BF16_BYTES + FP32_BYTES)
+    act = act_mb * in_flight * interleave + c[ac + 2]
+    act += mbs * seq / cp * mv[K.M_VOCAB] / tp * (BF16_BYTES + FP32_BYTES)
     o[K.O_MEM_WEIGHTS] = weights
     o[K.O_MEM_GRADS] = grads
     o[K.O_MEM_OPT] = opt
@@ -447,23 +528,54 @@ def train_one(mv, hv, p, o):
         status = K.ST_OOM
     if not math.isfinite(step):
         status = K.ST_NO_LINK
+    o[K.O_TOKENS_PER_S] = 0.0
     if math.isfinite(step) and step > 0.0:
         o[K.O_TOKENS_PER_S] = gbs * seq / step
-    o[K.O_MODEL_FLOPS_TOK] = model_flops_per_token(mv, seq)
-    o[K.O_HW_FLOPS_TOK] = hardware_flops_per_token(mv, seq, rc)
+    if c[C_FKEY] != seq:
+        c[C_MFT] = model_flops_per_token(mv, seq)
+        for r in range(3):
+            c[C_HFT + r] = hardware_flops_per_token(mv, seq, r)
+        c[C_FKEY] = seq
+    o[K.O_MODEL_FLOPS_TOK] = c[C_MFT]
+    o[K.O_HW_FLOPS_TOK] = c[C_HFT + rc]
     return status
 
 
-@njit(cache=True)
-def evaluate_training(mv, hv, plans, out, status):
-    for i in range(plans.shape[0]):
-        status[i] = train_one(mv, hv, plans[i], out[i])
+@njit(cache=True, error_model="numpy")
+def _fresh_cache():
+    c = np.zeros(C_SIZE)
+    c[C_LKEY] = -1.0
+    c[C_CKEY] = -1.0
+    c[C_FKEY] = -1.0
+    c[C_AKEY] = -1.0
+    return c
 
 
-@njit(cache=True, parallel=True)
-def evaluate_training_parallel(mv, hv, plans, out, status):
-    for i in prange(plans.shape[0]):
-        status[i] = train_one(mv, hv, plans[i], out[i])
+@njit(cache=True, parallel=True, error_model="numpy")
+def _run_parallel(mv, hv, plans, out, status, block):
+    n = plans.shape[0]
+    nblocks = (n + block - 1) // block
+    for b in prange(nblocks):
+        c = _fresh_cache()
+        lo = b * block
+        hi = min(n, lo + block)
+        for i in range(lo, hi):
+            status[i] = train_one(mv, hv, plans[i], out[i], c)
+
+
+def evaluate_training_parallel(mv, hv, plans, out, status, block=4096):
+    """prange over blocks of plans on all numba threads; each block keeps its own memo."""
+    _run_parallel(mv, hv, plans, out, status, block)
+
+
+def evaluate_training(mv, hv, plans, out, status, block=4096):
+    """The same kernel on one thread (the reference point for speed-ups)."""
+    prev = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        _run_parallel(mv, hv, plans, out, status, block)
+    finally:
+        numba.set_num_threads(prev)
 
 
 def new_outputs(n):

@@ -463,6 +463,10 @@ def train_step(mv, hv, p) -> dict:
     else:
         rec_mb = 0.0
     t_mb = fwd + bwd + rec_mb + tp_mb + cp_mb + ep_mb
+    # the forward and backward phases of one micro-batch (with their exposed communication):
+    # the windows that data-parallel communication can hide behind
+    fwd_win = fwd + both("tp_fwd") + both("cp_fwd") + both("ep_fwd")
+    bwd_win = t_mb - fwd_win
 
     # ---------------- pipeline ----------------
     # 1F1B bubble (p-1)/(v m) of the ideal time (Narayanan et al. 2021, eq. 2 / sec. 2.2)
@@ -501,16 +505,16 @@ def train_step(mv, hv, p) -> dict:
           + rs_or_ag(hv, p_exp_rank * BF16_BYTES, dp_exp, exp_levels))
     if zero == 0:
         dp_total = 2.0 * rs                     # all-reduce = reduce-scatter + all-gather
-        dp_exposed = max(0.0, dp_total - bwd)
+        dp_exposed = max(0.0, dp_total - bwd_win)
     elif zero == 3:
         # FSDP: gather params for forward and backward of every micro-batch, prefetched
         # behind compute; reduce-scatter grads once per step behind the last backward
-        dp_exposed = m * (max(0.0, ag - fwd) + max(0.0, ag - bwd)) + max(0.0, rs - bwd)
+        dp_exposed = m * (max(0.0, ag - fwd_win) + max(0.0, ag - bwd_win)) + max(0.0, rs - bwd_win)
     else:
         # distributed optimizer: grad reduce-scatter overlapped with the last backward,
         # param all-gather overlapped with the first forward (Megatron overlap_grad_reduce /
         # overlap_param_gather)
-        dp_exposed = max(0.0, rs - bwd) + max(0.0, ag - fwd)
+        dp_exposed = max(0.0, rs - bwd_win) + max(0.0, ag - fwd_win)
     shard = dp_dense if zero >= 1 else 1.0
     shard_e = dp_exp if zero >= 1 else 1.0
     local_master = p_dense_rank / shard + p_exp_rank / shard_e
@@ -553,10 +557,10 @@ def train_step(mv, hv, p) -> dict:
     interleave = 1.0 + (pp - 1.0) / (pp * vpp) if vpp > 1.0 else 1.0
     act = act_mb * in_flight * interleave
     if rc == K.RC_FULL:
-        # the layer being recomputed holds its full activations
+        # the layer being recomputed holds its full activations (its input is already counted)
         p_none = list(p); p_none[K.P_RECOMPUTE] = K.RC_NONE
         act += max(layer_activation_bytes(mv, p_none, False),
-                   layer_activation_bytes(mv, p_none, True) if n_moe_r > 0 else 0.0)
+                   layer_activation_bytes(mv, p_none, True) if n_moe_r > 0 else 0.0) - a_d
     # logits and their fp32 softmax for one micro-batch on the last stage
     act += T * V / tp * (BF16_BYTES + FP32_BYTES)
     out["mem_weights"] = weights

@@ -1,0 +1,85 @@
+"""Speed of the training core, reported as ratios and counts measured in one run.
+
+Gates (fail CI when the core gets ~2x slower than when the gate was set):
+* numba kernel vs the plain-Python reference model, per plan: >= 1,000x;
+* full search for llama3-405b on 16,384 H100 evaluates every valid plan (count recorded).
+Absolute plans/s are recorded in the JSON report (extra_info), never asserted: shared
+machines are noisy. JIT compilation happens before any timed region.
+"""
+import time
+
+import numpy as np
+import pytest
+
+from estimator.catalog import Catalog
+from estimator.packing import pack_model
+from estimator.plans import Workload, enumerate_plans
+from estimator.reference.training import train_step
+from estimator.training import estimate_training
+from kernels.training import evaluate_training, evaluate_training_parallel, new_outputs
+from strategies import hardware
+
+CAT = Catalog(use_env=False)
+
+
+def _plans(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m = CAT.model("llama3-70b")
+    P = enumerate_plans(m, Workload(1024, 1024, 8192), {}, ["bf16", "fp8"])
+    reps = -(-n // len(P))
+    return pack_model(m), hardware("h100-sxm"), np.tile(P, (reps, 1))[:n]
+
+
+def _best(fn, rounds=3):
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def test_kernel_vs_reference_ratio(benchmark):
+    mv, hv, P = _plans(1_000_000)
+    out, st = new_outputs(len(P))
+    evaluate_training(mv, hv, P[:10], out[:10], st[:10])          # compile outside timing
+    benchmark.pedantic(evaluate_training, args=(mv, hv, P, out, st), rounds=3,
+                                  iterations=1)
+    t_kernel = benchmark.stats.stats.min
+    n_ref = 300
+    t_ref = _best(lambda: [train_step(mv, hv, P[i]) for i in range(n_ref)], rounds=2)
+    per_kernel = t_kernel / len(P)
+    per_ref = t_ref / n_ref
+    ratio = per_ref / per_kernel
+    benchmark.extra_info.update({"plans": len(P), "kernel_plans_per_s": 1 / per_kernel,
+                                 "reference_plans_per_s": 1 / per_ref, "speedup_vs_reference": ratio})
+    print(f"\nkernel {1 / per_kernel:,.0f} plans/s; reference {1 / per_ref:,.0f} plans/s; x{ratio:,.0f}")
+    # issue #3 bar: >= 1,000x (measured ~1,100x on the dev machine); the CI gate trips at 2x
+    # slower than that so machine noise cannot fail it
+    assert ratio >= 500
+
+
+def test_parallel_scaling(benchmark):
+    mv, hv, P = _plans(400_000)
+    out, st = new_outputs(len(P))
+    evaluate_training(mv, hv, P[:10], out[:10], st[:10])
+    evaluate_training_parallel(mv, hv, P[:10], out[:10], st[:10])
+    t1 = _best(lambda: evaluate_training(mv, hv, P, out, st))
+    benchmark.pedantic(evaluate_training_parallel, args=(mv, hv, P, out, st), rounds=3, iterations=1)
+    tp = benchmark.stats.stats.min
+    import numba
+    benchmark.extra_info.update({"threads": numba.get_num_threads(), "serial_plans_per_s": len(P) / t1,
+                                 "parallel_plans_per_s": len(P) / tp, "parallel_speedup": t1 / tp})
+    print(f"\nprange speed-up on {numba.get_num_threads()} threads: x{t1 / tp:.2f}")
+    assert t1 / tp > 0.5  # never a pathological slowdown
+
+
+def test_search_llama3_405b_16k_h100(benchmark):
+    kw = dict(chips=16384, gbs=2048, seq_len=8192, catalog=CAT)
+    estimate_training("llama3-405b", "h100-sxm", **kw)   # warm: JIT + catalog load
+    res = benchmark.pedantic(estimate_training, args=("llama3-405b", "h100-sxm"), kwargs=kw,
+                             rounds=3, iterations=1)
+    n = res.search["evaluated"]
+    t = benchmark.stats.stats.min
+    benchmark.extra_info.update({"plans_evaluated": n, "plans_per_s": n / t, "best_plan": res.plan})
+    print(f"\n405B / 16,384 H100: {n:,} plans in {t:.3f} s warm -> {res.plan}")
+    assert n > 10_000 and res.fits
