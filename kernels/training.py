@@ -479,7 +479,8 @@ def train_one(mv, hv, p, o, c):
     if zero == 0:
         dp_exposed = max(0.0, 2.0 * rs - bwd_win)
     elif zero == 3:
-        dp_exposed = m * (max(0.0, ag - fwd_win) + max(0.0, ag - bwd_win)) + max(0.0, rs - bwd_win)
+        dp_exposed = (m * max(0.0, ag - fwd_win) + (m - 1.0) * max(0.0, ag - bwd_win)
+                      + max(0.0, ag + rs - bwd_win))
     else:
         dp_exposed = max(0.0, rs - bwd_win) + max(0.0, ag - fwd_win)
     shard = dp_dense if zero >= 1 else 1.0

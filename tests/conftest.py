@@ -12,6 +12,6 @@ def _no_user_spec_path(monkeypatch):
     monkeypatch.delenv("SUANLI_SPEC_PATH", raising=False)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA

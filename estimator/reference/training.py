@@ -509,7 +509,8 @@ def train_step(mv, hv, p) -> dict:
     elif zero == 3:
         # FSDP: gather params for forward and backward of every micro-batch, prefetched
         # behind compute; reduce-scatter grads once per step behind the last backward
-        dp_exposed = m * (max(0.0, ag - fwd_win) + max(0.0, ag - bwd_win)) + max(0.0, rs - bwd_win)
+        dp_exposed = (m * max(0.0, ag - fwd_win) + (m - 1.0) * max(0.0, ag - bwd_win)
+                      + max(0.0, ag + rs - bwd_win))
     else:
         # distributed optimizer: grad reduce-scatter overlapped with the last backward,
         # param all-gather overlapped with the first forward (Megatron overlap_grad_reduce /
