@@ -483,6 +483,14 @@ def train_one(mv, hv, p, o, c):
                       + max(0.0, ag + rs - bwd_win))
     else:
         dp_exposed = max(0.0, rs - bwd_win) + max(0.0, ag - fwd_win)
+    f_dp = hv[K.H_DP_EXPOSED]
+    if zero == 0:
+        dp_all = 2.0 * rs
+    elif zero == 3:
+        dp_all = rs + m * 2.0 * ag
+    else:
+        dp_all = rs + ag
+    dp_exposed = f_dp * dp_all + (1.0 - f_dp) * dp_exposed
     shard = dp_dense if zero >= 1 else 1.0
     shard_e = dp_exp if zero >= 1 else 1.0
     local_master = p_dense_rank / shard + p_exp_rank / shard_e

@@ -516,6 +516,10 @@ def train_step(mv, hv, p) -> dict:
         # param all-gather overlapped with the first forward (Megatron overlap_grad_reduce /
         # overlap_param_gather)
         dp_exposed = max(0.0, rs - bwd_win) + max(0.0, ag - fwd_win)
+    # frameworks that never overlap DP traffic expose a fraction f of all of it
+    f_dp = hv[K.H_DP_EXPOSED]
+    dp_all = 2.0 * rs if zero == 0 else (rs + m * 2.0 * ag if zero == 3 else rs + ag)
+    dp_exposed = f_dp * dp_all + (1.0 - f_dp) * dp_exposed
     shard = dp_dense if zero >= 1 else 1.0
     shard_e = dp_exp if zero >= 1 else 1.0
     local_master = p_dense_rank / shard + p_exp_rank / shard_e

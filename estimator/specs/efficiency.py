@@ -64,6 +64,9 @@ class EfficiencySpec(Strict):
     moe_dispatch_ns_per_token: float = Field(ge=0)
     #: fraction of TP (sequence-parallel) communication left exposed by the framework
     tp_comm_exposed: float = Field(ge=0, le=1)
+    #: fraction of data-parallel gradient/parameter communication the framework never overlaps
+    #: with compute (1 = synchronous all-reduce after backward)
+    dp_comm_exposed: float = Field(ge=0, le=1)
     #: fraction of pipeline p2p transfers left on the critical path
     pp_comm_exposed: float = Field(ge=0, le=1)
     #: coefficient of variation of per-node step time (straggler model)
