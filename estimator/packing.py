@@ -134,6 +134,7 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
     hv[K.H_TP_EXPOSED] = eff.tp_comm_exposed
     hv[K.H_PP_EXPOSED] = eff.pp_comm_exposed
     hv[K.H_DP_EXPOSED] = eff.dp_comm_exposed
+    hv[K.H_GEMM_D0] = eff.gemm_narrow_dim
     hv[K.H_STRAGGLER_CV] = eff.straggler_cv
     hv[K.H_MOE_TOKEN_S] = eff.moe_dispatch_ns_per_token * 1e-9
     hv[K.H_LP_FP8] = eff.low_precision_factor.get("fp8", 1.0)

@@ -59,8 +59,9 @@ H_LP_FP8 = 22         # multiplier on the GEMM efficiency curve for fp8
 H_LP_FP4 = 23
 H_MOE_TOKEN_S = 24    # seconds per routed token copy per MoE layer forward (dispatch bookkeeping)
 H_DP_EXPOSED = 25     # fraction of data-parallel communication never overlapped
-H_NCURVE = 26         # number of GEMM-efficiency breakpoints used
-H_CURVE_X = 27        # log10(GFLOP) breakpoints, H_CURVE_MAX entries
+H_GEMM_D0 = 26        # narrow-dimension constant: efficiency x w / (w + D0), w = min(n, k)
+H_NCURVE = 27         # number of GEMM-efficiency breakpoints used
+H_CURVE_X = 28        # log10(GFLOP) breakpoints, H_CURVE_MAX entries
 H_CURVE_MAX = 8
 H_CURVE_Y = H_CURVE_X + H_CURVE_MAX
 H_SIZE = H_CURVE_Y + H_CURVE_MAX

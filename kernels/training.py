@@ -38,7 +38,8 @@ def gemm_efficiency(hv, gflop):
 @njit(cache=True, error_model="numpy")
 def gemm_time(hv, m, n, k, count, peak, lp, in_bytes):
     flops = 2.0 * m * n * k * count
-    eff = gemm_efficiency(hv, flops * 1e-9) * lp
+    w = min(n, k)
+    eff = gemm_efficiency(hv, flops * 1e-9) * lp * w / (w + hv[K.H_GEMM_D0])
     nbytes = count * ((m * k + k * n) * in_bytes + m * n * BF16_BYTES)
     return max(flops / (peak * eff), nbytes / hv[K.H_HBM_BW]) + hv[K.H_KERNEL_S]
 
@@ -156,6 +157,7 @@ def layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, moe_layer):
 
     g = 0.0
     quant_elems = 0.0
+    quant_out = 0.0
     if mv[K.M_MLA] > 0.5:
         ql = mv[K.M_Q_LORA]
         kvl = mv[K.M_KV_LORA]
@@ -164,17 +166,22 @@ def layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, moe_layer):
             g += gemm_time(hv, T, ql, h, 1.0, peak, lp, in_b)
             g += gemm_time(hv, T, a * dqk / tp, ql, 1.0, peak, lp, in_b)
             quant_elems += T * h + T * ql
+            quant_out += T * ql + T * a * dqk / tp
         else:
             g += gemm_time(hv, T, a * dqk / tp, h, 1.0, peak, lp, in_b)
             quant_elems += T * h
+            quant_out += T * a * dqk / tp
         g += gemm_time(hv, T, kvl + rope, h, 1.0, peak, lp, in_b)
         g += gemm_time(hv, T, a * ((dqk - rope) + dv) / tp, kvl, 1.0, peak, lp, in_b)
         quant_elems += T * h + T * kvl
+        quant_out += T * (kvl + rope) + T * a * ((dqk - rope) + dv) / tp
     else:
         g += gemm_time(hv, T, (a + 2.0 * kv) * dqk / tp, h, 1.0, peak, lp, in_b)
         quant_elems += T * h
+        quant_out += T * (a + 2.0 * kv) * dqk / tp
     g += gemm_time(hv, T, h, a * dv / tp, 1.0, peak, lp, in_b)
     quant_elems += T * a * dv / tp
+    quant_out += T * h
 
     elem_mlp = 0.0
     moe_fixed = 0.0
@@ -188,6 +195,7 @@ def layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, moe_layer):
         g += gemm_time(hv, te, up_mult * fe / tp, h, local, peak, lp, in_b)
         g += gemm_time(hv, te, h, fe / tp, local, peak, lp, in_b)
         quant_elems += T * k * (h + fe / tp)
+        quant_out += T * k * (up_mult * fe / tp + h)
         if swiglu:
             elem_mlp += 3.0 * T * k * fe / tp * BF16_BYTES
         else:
@@ -200,12 +208,14 @@ def layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, moe_layer):
             g += gemm_time(hv, T, up_mult * fs / tp, h, 1.0, peak, lp, in_b)
             g += gemm_time(hv, T, h, fs / tp, 1.0, peak, lp, in_b)
             quant_elems += T * (h + fs / tp)
+            quant_out += T * (up_mult * fs / tp + h)
             elem_mlp += (3.0 if swiglu else 2.0) * T * fs / tp * BF16_BYTES
     else:
         f = mv[K.M_FFN]
         g += gemm_time(hv, T, up_mult * f / tp, h, 1.0, peak, lp, in_b)
         g += gemm_time(hv, T, h, f / tp, 1.0, peak, lp, in_b)
         quant_elems += T * (h + f / tp)
+        quant_out += T * (up_mult * f / tp + h)
         elem_mlp += (3.0 if swiglu else 2.0) * T * f / tp * BF16_BYTES
 
     fs_frac = mv[K.M_FRAC_SLIDING]
@@ -218,12 +228,15 @@ def layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, moe_layer):
     elem += 2.0 * (a + kv) * dqk / tp * T * BF16_BYTES
     elem += elem_mlp
     if prec == K.PREC_FP8 or prec == K.PREC_FP4:
-        elem += quant_elems * (BF16_BYTES + in_b)
+        elem += quant_elems * (BF16_BYTES + 2.0 * in_b)
+        quant_bwd = quant_out * (BF16_BYTES + 2.0 * in_b) / hv[K.H_HBM_BW]
+    else:
+        quant_bwd = 0.0
     n_elem_kernels = 8.0
     elem_fwd = elem / hv[K.H_HBM_BW] + n_elem_kernels * hv[K.H_KERNEL_S]
 
     fwd = g + core_fwd + elem_fwd + moe_fixed
-    bwd = 2.0 * g + core_bwd + 2.0 * elem_fwd + 2.0 * moe_fixed
+    bwd = 2.0 * g + core_bwd + 2.0 * elem_fwd + 2.0 * moe_fixed + quant_bwd
 
     act_bytes = T * h * BF16_BYTES
     tp_one = rs_or_ag(hv, act_bytes, tp, 1.0, tp, 1.0, 1.0)

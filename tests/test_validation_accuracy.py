@@ -36,3 +36,12 @@ def test_inference_rows_reported_as_skipped(data_dir):
     assert rep["summary"]["count"] == 0
     assert rep["summary"]["skipped"] > 50
     assert all("not supported yet" in s["reason"] for s in rep["skipped"])
+
+
+def test_llama3_paper_runs(data_dir):
+    """Llama 3 405B on 8K-16K H100 in BF16 (Dubey et al. 2024, Table 4): published runs outside
+    the shared validation set, used as an independent check. Tolerance 20% per row."""
+    rep = validate_file(data_dir / "validation" / "llama3_paper.csv")
+    assert rep["summary"]["count"] == 3
+    for r in rep["rows"]:
+        assert r["ape"] <= 0.20, (r["id"], r["predicted"], r["measured"])

@@ -50,11 +50,13 @@ def gemm_time(hv, m: float, n: float, k: float, count: float, peak: float, lp: f
               in_bytes: float) -> float:
     """Roofline time of ``count`` GEMMs [m,k]x[k,n] (DESIGN: max(flops/(peak*eff), bytes/bw)).
 
-    The efficiency is read at the size of the whole batch of ``count`` GEMMs (grouped GEMM);
+    The efficiency is read at the size of the whole batch of ``count`` GEMMs (grouped GEMM)
+    and scaled down for thin weight matrices (see efficiency.yaml, gemm_narrow_dim);
     operands are ``in_bytes`` wide, outputs 16-bit; one kernel launch per batch.
     """
     flops = 2.0 * m * n * k * count
-    eff = gemm_efficiency(hv, flops * 1e-9) * lp
+    w = min(n, k)
+    eff = gemm_efficiency(hv, flops * 1e-9) * lp * w / (w + hv[K.H_GEMM_D0])
     nbytes = count * ((m * k + k * n) * in_bytes + m * n * BF16_BYTES)
     return max(flops / (peak * eff), nbytes / hv[K.H_HBM_BW]) + hv[K.H_KERNEL_S]
 
@@ -251,6 +253,7 @@ def layer_times(mv, hv, p, moe_layer: bool) -> dict:
 
     g = 0.0   # GEMM time, forward
     quant_elems = 0.0  # GEMM input elements cast to low precision (fp8/fp4 only)
+    quant_out = 0.0    # GEMM output elements: their gradients are cast in the backward pass
     # --- attention projections (Megatron TP: column-parallel QKV, row-parallel output) ---
     if mv[K.M_MLA] > 0.5:
         ql = mv[K.M_Q_LORA]; kvl = mv[K.M_KV_LORA]; rope = mv[K.M_ROPE]
@@ -259,17 +262,22 @@ def layer_times(mv, hv, p, moe_layer: bool) -> dict:
             g += gemm_time(hv, T, ql, h, 1.0, peak, lp, in_b)
             g += gemm_time(hv, T, a * dqk / tp, ql, 1.0, peak, lp, in_b)
             quant_elems += T * h + T * ql
+            quant_out += T * ql + T * a * dqk / tp
         else:
             g += gemm_time(hv, T, a * dqk / tp, h, 1.0, peak, lp, in_b)
             quant_elems += T * h
+            quant_out += T * a * dqk / tp
         g += gemm_time(hv, T, kvl + rope, h, 1.0, peak, lp, in_b)
         g += gemm_time(hv, T, a * ((dqk - rope) + dv) / tp, kvl, 1.0, peak, lp, in_b)
         quant_elems += T * h + T * kvl
+        quant_out += T * (kvl + rope) + T * a * ((dqk - rope) + dv) / tp
     else:
         g += gemm_time(hv, T, (a + 2.0 * kv) * dqk / tp, h, 1.0, peak, lp, in_b)
         quant_elems += T * h
+        quant_out += T * (a + 2.0 * kv) * dqk / tp
     g += gemm_time(hv, T, h, a * dv / tp, 1.0, peak, lp, in_b)
     quant_elems += T * a * dv / tp
+    quant_out += T * h
 
     # --- MLP ---
     elem_mlp = 0.0
@@ -282,6 +290,7 @@ def layer_times(mv, hv, p, moe_layer: bool) -> dict:
         g += gemm_time(hv, te, up_mult * fe / tp, h, local, peak, lp, in_b)
         g += gemm_time(hv, te, h, fe / tp, local, peak, lp, in_b)
         quant_elems += T * k * (h + fe / tp)
+        quant_out += T * k * (up_mult * fe / tp + h)
         elem_mlp += 3.0 * T * k * fe / tp * BF16_BYTES if swiglu else 2.0 * T * k * fe / tp * BF16_BYTES
         # token permute + unpermute copies (read + write, dispatch and combine)
         elem_mlp += 4.0 * T * k * h * BF16_BYTES
@@ -292,12 +301,14 @@ def layer_times(mv, hv, p, moe_layer: bool) -> dict:
             g += gemm_time(hv, T, up_mult * fs / tp, h, 1.0, peak, lp, in_b)
             g += gemm_time(hv, T, h, fs / tp, 1.0, peak, lp, in_b)
             quant_elems += T * (h + fs / tp)
+            quant_out += T * (up_mult * fs / tp + h)
             elem_mlp += (3.0 if swiglu else 2.0) * T * fs / tp * BF16_BYTES
     else:
         f = mv[K.M_FFN]
         g += gemm_time(hv, T, up_mult * f / tp, h, 1.0, peak, lp, in_b)
         g += gemm_time(hv, T, h, f / tp, 1.0, peak, lp, in_b)
         quant_elems += T * (h + f / tp)
+        quant_out += T * (up_mult * f / tp + h)
         # activation: swiglu reads 2f writes f; gelu/relu2 read f write f
         elem_mlp += (3.0 if swiglu else 2.0) * T * f / tp * BF16_BYTES
 
@@ -316,12 +327,18 @@ def layer_times(mv, hv, p, moe_layer: bool) -> dict:
     elem += 2.0 * (a + kv) * dqk / tp * T * BF16_BYTES
     elem += elem_mlp
     if prec == K.PREC_FP8 or prec == K.PREC_FP4:
-        elem += quant_elems * (BF16_BYTES + in_b)   # cast: read 16-bit, write low precision
+        # cast-transpose (Transformer Engine): read 16 bit, write the low-precision copy and its
+        # transpose (Hopper fp8 GEMMs take both layouts); the backward does the same to the
+        # output gradients
+        elem += quant_elems * (BF16_BYTES + 2.0 * in_b)
+        quant_bwd = quant_out * (BF16_BYTES + 2.0 * in_b) / hv[K.H_HBM_BW]
+    else:
+        quant_bwd = 0.0
     n_elem_kernels = 8.0
     elem_fwd = elem / hv[K.H_HBM_BW] + n_elem_kernels * hv[K.H_KERNEL_S]
 
     fwd = g + core_fwd + elem_fwd + moe_fixed
-    bwd = 2.0 * g + core_bwd + 2.0 * elem_fwd + 2.0 * moe_fixed     # backward: dgrad + wgrad = 2x forward GEMMs
+    bwd = 2.0 * g + core_bwd + 2.0 * elem_fwd + 2.0 * moe_fixed + quant_bwd     # backward: dgrad + wgrad = 2x forward GEMMs
 
     # --- TP communication (sequence parallel: all-gather before and reduce-scatter after
     #     each of attention and MLP; Korthikanti et al. 2022, sec. 4.2.2) ---

@@ -39,6 +39,10 @@ class EfficiencySpec(Strict):
 
     #: achieved fraction of the dense peak vs per-GEMM size (bf16/fp16 GEMMs)
     gemm: Curve
+    #: narrow-GEMM penalty: the curve is multiplied by w / (w + gemm_narrow_dim), w being the
+    #: smaller weight dimension (n or k) of the per-rank GEMM: tile prologue/epilogue and
+    #: operand reuse cost more when a weight matrix is thin (TP-split, fine-grained experts)
+    gemm_narrow_dim: float = Field(ge=0)
     #: multiplier on the GEMM curve for lower precisions (fp8/int8/fp4 kernels reach a smaller
     #: fraction of their higher peak)
     low_precision_factor: dict[str, float] = Field(default_factory=dict)
