@@ -15,8 +15,9 @@ from kernels import layout as K
 
 PREC_CODES = {"bf16": K.PREC_BF16, "fp16": K.PREC_FP16, "fp8": K.PREC_FP8, "fp4": K.PREC_FP4}
 PREC_NAMES = {v: k for k, v in PREC_CODES.items()}
-RECOMPUTE_CODES = {"none": K.RC_NONE, "selective": K.RC_SELECTIVE, "full": K.RC_FULL}
-RECOMPUTE_NAMES = {v: k for k, v in RECOMPUTE_CODES.items()}
+RECOMPUTE_CODES = {"none": K.RC_NONE, "selective": K.RC_SELECTIVE, "full": K.RC_FULL,
+                   "partial": K.RC_FULL}
+RECOMPUTE_NAMES = {K.RC_NONE: "none", K.RC_SELECTIVE: "selective", K.RC_FULL: "full"}
 
 
 def pack_model(m: ModelSpec) -> np.ndarray:

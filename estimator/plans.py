@@ -116,11 +116,15 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
     if not rows:
         return np.zeros((0, K.P_SIZE), dtype=np.int64)
     base = np.array(rows, dtype=np.int64)
-    rcs = [RECOMPUTE_CODES[fixed["recompute"]]] if fixed.get("recompute") else list(RECOMPUTE_CODES.values())
+    # recompute choices as (code, quarters of the layers): "partial" = full recompute of 1-3
+    # quarters of each rank's layers (Megatron --recompute-num-layers)
+    choice = {"none": [(K.RC_NONE, 0)], "selective": [(K.RC_SELECTIVE, 0)],
+              "full": [(K.RC_FULL, 4)], "partial": [(K.RC_FULL, q) for q in (1, 2, 3)]}
+    rcs = choice[fixed["recompute"]] if fixed.get("recompute") else [x for v in choice.values() for x in v]
     zeros = [fixed["zero"]] if fixed.get("zero") is not None else [0, 1, 2, 3]
     precs = [PREC_CODES[p] for p in precisions]
     # precision varies slowest so consecutive rows share layer-level results (kernel memo)
-    combos = np.array([(r, z, pr) for pr in precs for r in rcs for z in zeros], dtype=np.int64)
+    combos = np.array([(r, q, z, pr) for pr in precs for r, q in rcs for z in zeros], dtype=np.int64)
     nb, nc = len(base), len(combos)
     out = np.empty((nb * nc, K.P_SIZE), dtype=np.int64)
     out[:, K.P_TP:K.P_MBS + 1] = np.repeat(base, nc, axis=0)
@@ -128,6 +132,7 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
     out[:, K.P_SEQ] = w.seq_len
     c = np.tile(combos, (nb, 1))
     out[:, K.P_RECOMPUTE] = c[:, 0]
-    out[:, K.P_ZERO] = c[:, 1]
-    out[:, K.P_PREC] = c[:, 2]
+    out[:, K.P_RC_Q] = c[:, 1]
+    out[:, K.P_ZERO] = c[:, 2]
+    out[:, K.P_PREC] = c[:, 3]
     return out

@@ -19,12 +19,28 @@ STATUS_TEXT = {K.ST_OK: "ok", K.ST_OOM: "out of memory", K.ST_NO_PRECISION: "pre
                K.ST_NO_LINK: "link bandwidth unknown"}
 
 
+def _recompute_name(row) -> str:
+    rc = int(row[K.P_RECOMPUTE])
+    if rc == K.RC_FULL and 0 < int(row[K.P_RC_Q]) < 4:
+        return "partial"
+    return RECOMPUTE_NAMES[rc]
+
+
+def _recompute_fraction(row) -> float:
+    """Nominal share of each rank's layers fully recomputed (quarters, rounded up to layers)."""
+    if int(row[K.P_RECOMPUTE]) != K.RC_FULL:
+        return 0.0
+    q = int(row[K.P_RC_Q])
+    return 1.0 if q <= 0 else q / 4.0
+
+
 def plan_dict(row: np.ndarray) -> dict:
     return {
         "tp": int(row[K.P_TP]), "pp": int(row[K.P_PP]), "dp": int(row[K.P_DP]),
         "cp": int(row[K.P_CP]), "ep": int(row[K.P_EP]), "vpp": int(row[K.P_VPP]),
         "mbs": int(row[K.P_MBS]), "gbs": int(row[K.P_GBS]), "seq_len": int(row[K.P_SEQ]),
-        "zero": int(row[K.P_ZERO]), "recompute": RECOMPUTE_NAMES[int(row[K.P_RECOMPUTE])],
+        "zero": int(row[K.P_ZERO]), "recompute": _recompute_name(row),
+        "recompute_fraction": _recompute_fraction(row),
         "precision": PREC_NAMES[int(row[K.P_PREC])],
     }
 

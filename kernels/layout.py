@@ -79,7 +79,8 @@ P_SEQ = 8
 P_RECOMPUTE = 9       # RC_* code
 P_ZERO = 10           # 0..3
 P_PREC = 11           # PREC_* code
-P_SIZE = 12
+P_RC_Q = 12           # with RC_FULL: quarters (1-4) of each rank's layers recomputed; 0 = all
+P_SIZE = 13
 
 RC_NONE = 0
 RC_SELECTIVE = 1

@@ -465,11 +465,15 @@ def train_one(mv, hv, p, o, c):
     tp_mb = tp_fwd_all + n_dense_r * c[C_LD + 4] + n_moe_r * c[C_LM + 4]
     cp_mb = cp_fwd_all + n_dense_r * c[C_LD + 6] + n_moe_r * c[C_LM + 6]
     ep_mb = ep_fwd_all + n_dense_r * c[C_LD + 8] + n_moe_r * c[C_LM + 8]
+    q = 0.0
     if rc == K.RC_FULL:
-        rec_mb = n_dense_r * c[C_LD + 0] + n_moe_r * c[C_LM + 0]
-        tp_mb += tp_fwd_all
-        ep_mb += ep_fwd_all
-        cp_mb += cp_fwd_all
+        per_rank = n_dense_r + n_moe_r
+        quarters = float(p[K.P_RC_Q]) if p[K.P_RC_Q] > 0 else 4.0
+        q = min(per_rank, math.ceil(quarters * per_rank / 4.0)) / per_rank
+        rec_mb = q * (n_dense_r * c[C_LD + 0] + n_moe_r * c[C_LM + 0])
+        tp_mb += q * tp_fwd_all
+        ep_mb += q * ep_fwd_all
+        cp_mb += q * cp_fwd_all
     elif rc == K.RC_SELECTIVE:
         rec_mb = n_dense_r * c[C_LD + 2] + n_moe_r * c[C_LM + 2]
     else:
@@ -536,6 +540,8 @@ def train_one(mv, hv, p, o, c):
         _fill_act(mv, c, tp, cp, seq, mbs, prec)
     ac = C_ACT + 3 * rc
     act_mb = n_dense_r * c[ac] + n_moe_r * c[ac + 1]
+    if rc == K.RC_FULL:
+        act_mb = q * act_mb + (1.0 - q) * (n_dense_r * c[C_ACT] + n_moe_r * c[C_ACT + 1])
     in_flight = min(m, pp)
     interleave = 1.0 + (pp - 1.0) / (pp * vpp) if vpp > 1.0 else 1.0
     act = act_mb * in_flight * interleave + c[ac + 2]
@@ -559,7 +565,10 @@ def train_one(mv, hv, p, o, c):
             c[C_HFT + r] = hardware_flops_per_token(mv, seq, r)
         c[C_FKEY] = seq
     o[K.O_MODEL_FLOPS_TOK] = c[C_MFT]
-    o[K.O_HW_FLOPS_TOK] = c[C_HFT + rc]
+    if rc == K.RC_FULL:
+        o[K.O_HW_FLOPS_TOK] = c[C_HFT] + q * (c[C_HFT + 2] - c[C_HFT])
+    else:
+        o[K.O_HW_FLOPS_TOK] = c[C_HFT + rc]
     return status
 
 

@@ -59,4 +59,5 @@ def plans(draw, ranks_choices=(1, 2, 8, 64, 512, 4096)):
     p[K.P_RECOMPUTE] = draw(st.integers(0, 2))
     p[K.P_ZERO] = draw(st.integers(0, 3))
     p[K.P_PREC] = draw(st.integers(0, 3))
+    p[K.P_RC_Q] = draw(st.integers(0, 4))
     return p

@@ -44,6 +44,7 @@ def test_more_recompute_never_raises_memory(model, chip, p):
     for rc in (K.RC_NONE, K.RC_SELECTIVE, K.RC_FULL):
         q = p.copy()
         q[K.P_RECOMPUTE] = rc
+        q[K.P_RC_Q] = 4
         mems.append(run(mv, hv, q)[0][K.O_MEM_TOTAL])
     assert mems[0] >= mems[1] and mems[0] >= mems[2]
     # full recompute keeps one layer's full activations while it recomputes; with a single
@@ -78,7 +79,7 @@ def test_totals_are_sums_and_mfu_bounded(model, chip, p):
 def test_no_bubble_without_pipeline():
     from estimator.catalog import Catalog
     m = pack_model(Catalog(use_env=False).model("llama3-8b"))
-    p = np.array([1, 1, 8, 1, 1, 1, 1, 64, 8192, 0, 1, 0], dtype=np.int64)
+    p = np.array([1, 1, 8, 1, 1, 1, 1, 64, 8192, 0, 1, 0, 0], dtype=np.int64)
     o, s = run(m, hardware("h100-sxm"), p)
     assert o[K.O_T_BUBBLE] == 0.0 and o[K.O_T_PP] == 0.0
 
@@ -87,7 +88,7 @@ def test_bubble_matches_closed_form():
     """1F1B: bubble = (p-1)/(v m) x ideal time (Narayanan et al. 2021)."""
     from estimator.catalog import Catalog
     m = pack_model(Catalog(use_env=False).model("llama3-70b"))
-    p = np.array([8, 4, 4, 1, 1, 2, 1, 64, 4096, 0, 1, 0], dtype=np.int64)
+    p = np.array([8, 4, 4, 1, 1, 2, 1, 64, 4096, 0, 1, 0, 0], dtype=np.int64)
     o, _ = run(m, hardware("h100-sxm"), p)
     micro = 64 / 4
     ideal = o[K.O_T_COMPUTE] + o[K.O_T_RECOMPUTE] + o[K.O_T_TP] + o[K.O_T_CP] + o[K.O_T_EP]
@@ -97,7 +98,25 @@ def test_bubble_matches_closed_form():
 def test_single_chip_has_no_communication():
     from estimator.catalog import Catalog
     m = pack_model(Catalog(use_env=False).model("llama3-8b"))
-    p = np.array([1, 1, 1, 1, 1, 1, 1, 4, 4096, 2, 0, 0], dtype=np.int64)
+    p = np.array([1, 1, 1, 1, 1, 1, 1, 4, 4096, 2, 0, 0, 0], dtype=np.int64)
     o, _ = run(m, hardware("b200"), p)
     for i in (K.O_T_TP, K.O_T_CP, K.O_T_EP, K.O_T_PP, K.O_T_DP, K.O_T_BUBBLE, K.O_T_STRAGGLER):
         assert o[i] == 0.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(models(), st.sampled_from(CHIPS), plans())
+def test_recomputing_more_layers_never_raises_memory_or_lowers_time(model, chip, p):
+    mv = pack_model(model)
+    hv = hardware(chip)
+    mems, steps = [], []
+    for quarters in (1, 2, 3, 4):
+        q = p.copy()
+        q[K.P_RECOMPUTE] = K.RC_FULL
+        q[K.P_RC_Q] = quarters
+        o, _ = run(mv, hv, q)
+        mems.append(o[K.O_MEM_TOTAL])
+        steps.append(o[K.O_STEP])
+    assert all(a >= b for a, b in zip(mems, mems[1:]))
+    assume(all(np.isfinite(steps)))
+    assert all(a <= b * (1 + 1e-12) for a, b in zip(steps, steps[1:]))

@@ -29,7 +29,7 @@ def train(
     dp: Optional[int] = typer.Option(None, "--dp"), cp: Optional[int] = typer.Option(None, "--cp"),
     ep: Optional[int] = typer.Option(None, "--ep"), vpp: Optional[int] = typer.Option(None, "--vpp"),
     mbs: Optional[int] = typer.Option(None, "--mbs"),
-    recompute: Optional[str] = typer.Option(None, "--recompute", help="none | selective | full"),
+    recompute: Optional[str] = typer.Option(None, "--recompute", help="none | selective | partial | full (partial: full recompute of some layers)"),
     zero: Optional[int] = typer.Option(None, "--zero", help="0-3 (1 = distributed optimizer, 3 = FSDP)"),
     precision: str = typer.Option("bf16", "--precision", help="bf16 | fp16 | fp8 | fp4 | auto"),
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens, e.g. 15T: adds days to train."),
@@ -58,7 +58,8 @@ def train(
         return
     p = res.plan
     plan = (f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']} ep{p['ep']} vpp{p['vpp']} mbs{p['mbs']} "
-            f"gbs{p['gbs']} seq{p['seq_len']} zero{p['zero']} recompute={p['recompute']} {p['precision']}")
+            f"gbs{p['gbs']} seq{p['seq_len']} zero{p['zero']} recompute={p['recompute']}"
+            + (f"({p['recompute_fraction']:.2f})" if p['recompute'] == 'partial' else '') + f" {p['precision']}")
     rows = [("model / chip / system", f"{res.model} on {res.chips} x {res.chip} ({res.system})"),
             ("plan", plan), ("fits", res.fits), ("step time s", res.step_time_s),
             ("tokens/s", res.tokens_per_s), ("tokens/s per chip", res.tokens_per_s_per_chip),

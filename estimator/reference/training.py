@@ -420,6 +420,15 @@ def layer_activation_bytes(mv, p, moe_layer: bool) -> float:
     return T * (attn + mlp) / tp
 
 
+def recompute_fraction(p, per_rank: float) -> float:
+    """Share of a rank's layers that are fully recomputed (Megatron --recompute-num-layers):
+    quarters of the layers, rounded up to whole layers; 0 unless recompute is full/partial."""
+    if int(p[K.P_RECOMPUTE]) != K.RC_FULL:
+        return 0.0
+    quarters = float(p[K.P_RC_Q]) if p[K.P_RC_Q] > 0 else 4.0
+    return min(per_rank, math.ceil(quarters * per_rank / 4.0)) / per_rank
+
+
 def stage_layout(mv, p):
     """Layers on the most loaded rank and how many of them are MoE layers.
 
@@ -470,11 +479,12 @@ def train_step(mv, hv, p) -> dict:
     cp_mb = both("cp_fwd") + both("cp_bwd")
     ep_mb = both("ep_fwd") + both("ep_bwd")
     # recompute: full = whole forward again (incl. its TP/EP traffic); selective = attention core
+    q = recompute_fraction(p, per_rank)
     if rc == K.RC_FULL:
-        rec_mb = both("fwd")
-        tp_mb += both("tp_fwd")
-        ep_mb += both("ep_fwd")
-        cp_mb += both("cp_fwd")
+        rec_mb = q * both("fwd")
+        tp_mb += q * both("tp_fwd")
+        ep_mb += q * both("ep_fwd")
+        cp_mb += q * both("cp_fwd")
     elif rc == K.RC_SELECTIVE:
         rec_mb = both("core_fwd")
     else:
@@ -575,14 +585,18 @@ def train_step(mv, hv, p) -> dict:
     a_d = layer_activation_bytes(mv, p, False)
     a_m = layer_activation_bytes(mv, p, True) if n_moe_r > 0 else a_d
     act_mb = n_dense_r * a_d + n_moe_r * a_m
+    if rc == K.RC_FULL:
+        # recomputed layers keep their input only, the others everything
+        p_none = list(p); p_none[K.P_RECOMPUTE] = K.RC_NONE
+        n_d = layer_activation_bytes(mv, p_none, False)
+        n_m = layer_activation_bytes(mv, p_none, True) if n_moe_r > 0 else n_d
+        act_mb = q * act_mb + (1.0 - q) * (n_dense_r * n_d + n_moe_r * n_m)
     in_flight = min(m, pp)
     interleave = 1.0 + (pp - 1.0) / (pp * vpp) if vpp > 1.0 else 1.0
     act = act_mb * in_flight * interleave
     if rc == K.RC_FULL:
         # the layer being recomputed holds its full activations (its input is already counted)
-        p_none = list(p); p_none[K.P_RECOMPUTE] = K.RC_NONE
-        act += max(layer_activation_bytes(mv, p_none, False),
-                   layer_activation_bytes(mv, p_none, True) if n_moe_r > 0 else 0.0) - a_d
+        act += max(n_d, n_m if n_moe_r > 0 else 0.0) - a_d
     # logits and their fp32 softmax for one micro-batch on the last stage
     act += T * V / tp * (BF16_BYTES + FP32_BYTES)
     out["mem_weights"] = weights
@@ -597,7 +611,9 @@ def train_step(mv, hv, p) -> dict:
 
     out["tokens_per_s"] = gbs * seq / step if math.isfinite(step) and step > 0 else 0.0
     out["model_flops_tok"] = model_flops_per_token(mv, seq)
-    out["hw_flops_tok"] = hardware_flops_per_token(mv, seq, rc)
+    hf_none = hardware_flops_per_token(mv, seq, K.RC_NONE)
+    out["hw_flops_tok"] = (hf_none + q * (hardware_flops_per_token(mv, seq, K.RC_FULL) - hf_none)
+                           if rc == K.RC_FULL else hardware_flops_per_token(mv, seq, rc))
     return out
 
 
