@@ -326,7 +326,8 @@ C_P2P = 56      # one pipeline send of a micro-batch's activations
 C_STRAG = 57    # cv * sqrt(2 ln nodes)
 C_NDENSE = 58   # dense layers on the busiest rank
 C_NMOE = 59     # MoE layers on the busiest rank
-C_SIZE = 60
+C_FSDPW = 60    # FSDP working set: two gathered layers
+C_SIZE = 61
 
 
 @njit(cache=True, error_model="numpy")
@@ -394,6 +395,11 @@ def _fill_comm(mv, hv, c, tp, pp, dp, cp, ep, vpp, icp, iep):
     c[C_PE] = p_exp_rank
     c[C_NDENSE] = n_dense_r
     c[C_NMOE] = n_moe_r
+    dense_layer = (attn + norms + dense_mlp) / tp
+    moe_layer = 0.0
+    if n_moe_r > 0:
+        moe_layer = (attn + norms + router + shared) / tp + mv[K.M_EXPERTS] * expert / (ep * tp)
+    c[C_FSDPW] = 2.0 * max(dense_layer, moe_layer) * BF16_BYTES
     n_nodes = (tp * pp * dp * cp) / hv[K.H_NODE]
     c[C_STRAG] = hv[K.H_STRAGGLER_CV] * math.sqrt(2.0 * math.log(n_nodes)) if n_nodes > 1.0 else 0.0
     _store(c, C_CKEY, tp, pp, dp, cp, ep, vpp)
@@ -532,6 +538,8 @@ def train_one(mv, hv, p, o, c):
     w_shard = dp_dense if zero == 3 else 1.0
     w_shard_e = dp_exp if zero == 3 else 1.0
     weights = (p_dense_rank / w_shard + p_exp_rank / w_shard_e) * BF16_BYTES
+    if zero == 3:
+        weights += c[C_FSDPW]
     g_shard = dp_dense if zero >= 2 else 1.0
     g_shard_e = dp_exp if zero >= 2 else 1.0
     grads = (p_dense_rank / g_shard + p_exp_rank / g_shard_e) * FP32_BYTES

@@ -65,7 +65,7 @@ def train(
             ("tokens/s", res.tokens_per_s), ("tokens/s per chip", res.tokens_per_s_per_chip),
             ("MFU (6N + attention, PaLM)", res.mfu), ("HFU (executed FLOPs)", res.hfu)]
     if res.days_to_train is not None:
-        rows.append((f"days to train {fmt(res.tokens, 0)} tokens", res.days_to_train))
+        rows.append((f"days to train {res.tokens / 1e12:g}T tokens", res.days_to_train))
     rows.append(("plans evaluated / feasible", f"{res.search['evaluated']:,} / {res.search['feasible']:,}"))
     kv("suanli train", rows)
     total = res.step_time_s

@@ -578,6 +578,13 @@ def train_step(mv, hv, p) -> dict:
     w_shard = dp_dense if zero == 3 else 1.0
     w_shard_e = dp_exp if zero == 3 else 1.0
     weights = (p_dense_rank / w_shard + p_exp_rank / w_shard_e) * BF16_BYTES
+    if zero == 3:
+        # FSDP gathers a layer's full weights before using it and prefetches the next:
+        # two of the largest layers stay resident (Zhao et al. 2023, PyTorch FSDP, sec. 3.2)
+        dense_layer = (pr["attn"] + pr["norms"] + pr["dense_mlp"]) / tp
+        moe_layer = ((pr["attn"] + pr["norms"] + pr["router"] + pr["shared"]) / tp
+                     + mv[K.M_EXPERTS] * pr["expert"] / (ep * tp)) if n_moe_r > 0 else 0.0
+        weights += 2.0 * max(dense_layer, moe_layer) * BF16_BYTES
     g_shard = dp_dense if zero >= 2 else 1.0
     g_shard_e = dp_exp if zero >= 2 else 1.0
     grads = (p_dense_rank / g_shard + p_exp_rank / g_shard_e) * FP32_BYTES
