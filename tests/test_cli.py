@@ -118,3 +118,11 @@ def test_validate_bad_rows_reported_others_run(tmp_path, data_dir):
     reasons = {s["id"]: s["reason"] for s in d["skipped"]}
     assert "row 3" in reasons["BAD-CHIP"] and "unknown chip" in reasons["BAD-CHIP"]
     assert "row 4" in reasons["BAD-NUM"] and "measured" in reasons["BAD-NUM"]
+
+
+def test_catalog_found_outside_the_source_tree(tmp_path):
+    """Specs ship as package data: the CLI works from any folder (importlib.resources)."""
+    r = subprocess.run([sys.executable, "-c", "from estimator.cli.app import main; main()",
+                        "chips", "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) >= 53
