@@ -104,21 +104,12 @@ def explain_infeasible(oc: SearchOutcome, hv: np.ndarray, chip: ChipSpec) -> str
     return "; ".join(parts) + f" ({c['evaluated']} plans evaluated)"
 
 
-def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system=None,
-                      tp=None, pp=None, dp=None, cp=None, ep=None, vpp=None, mbs=None,
-                      recompute=None, zero=None, precision: str | None = "bf16",
-                      tokens: float | None = None, catalog: Catalog | None = None,
-                      overrides: dict | None = None, top: int = 1,
-                      require_fit: bool = True) -> TrainingResult:
-    """Estimate a training job. Knobs left as None are searched (best tokens/s that fits).
-
-    ``chips`` counts packages; plan degrees count ranks (see estimator.plans).
-    ``precision=None`` searches every precision the chip supports.
-    """
+def _run_search(model, chip, *, chips, gbs, seq_len, system, tp, pp, dp, cp, ep, vpp, mbs,
+                recompute, zero, precision, catalog, overrides):
     for name, v in (("chips", chips), ("gbs", gbs), ("seq_len", seq_len)):
         _positive(name, v, allow_none=False)
     for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vpp", vpp),
-                    ("mbs", mbs), ("tokens", tokens)):
+                    ("mbs", mbs)):
         _positive(name, v)
     m, c, s, cls, mv, hv = resolve(model, chip, system, catalog, overrides)
     if recompute is not None and recompute not in RECOMPUTE_CODES:
@@ -134,6 +125,8 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
         precs = [precision]
     else:
         precs = [p for p in PREC_CODES if c.peak(p) is not None]
+        if not precs:
+            raise InputError(f"{c.id} has no known matmul peak: cannot estimate")
     if chips > 10_000_000:
         raise InputError(f"--chips {chips} is beyond any cluster this tool can reason about")
     ranks = chips * c.ranks_per_package
@@ -156,7 +149,26 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
         check_plan(m, w, trial)
         raise PlanError("no valid parallel plan: check that gbs, seq_len and the fixed knobs "
                         f"can be divided over {ranks} ranks")
-    oc = evaluate_plans(mv, hv, plans)
+    return m, c, s, cls, hv, plans, evaluate_plans(mv, hv, plans)
+
+
+def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system=None,
+                      tp=None, pp=None, dp=None, cp=None, ep=None, vpp=None, mbs=None,
+                      recompute=None, zero=None, precision: str | None = "bf16",
+                      tokens: float | None = None, catalog: Catalog | None = None,
+                      overrides: dict | None = None, top: int = 1,
+                      require_fit: bool = True) -> TrainingResult:
+    """Estimate a training job. Knobs left as None are searched (best tokens/s that fits).
+
+    ``chips`` counts packages; plan degrees count ranks (see estimator.plans).
+    ``precision=None`` searches every precision the chip supports. ``recompute`` may be
+    none, selective, partial (full recompute of some layers) or full.
+    """
+    _positive("tokens", tokens)
+    m, c, s, cls, hv, plans, oc = _run_search(
+        model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system, tp=tp, pp=pp, dp=dp,
+        cp=cp, ep=ep, vpp=vpp, mbs=mbs, recompute=recompute, zero=zero, precision=precision,
+        catalog=catalog, overrides=overrides)
     order = oc.ranking()
     if len(order) == 0:
         if require_fit:
@@ -169,6 +181,8 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
     res = build_result(plans[best], oc.out[best], int(oc.status[best]), model=m.name, chip=c,
                        system=s.id, chips=chips, capacity_gb_rank=hv[K.H_HBM_BYTES] / 1e9,
                        eff_class=cls, tokens=tokens)
+    if s.chip != c.id and s.chip not in c.aliases:
+        res.notes.append(f"what-if: system {s.id} normally holds {s.chip}, here filled with {c.id}")
     res.search = oc.counts()
     if top > 1:
         res.search["top"] = [
@@ -176,3 +190,40 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
              "memory_gb_per_chip": float(oc.out[i, K.O_MEM_TOTAL]) * c.ranks_per_package / 1e9}
             for i in order[:top]]
     return res
+
+
+def search_plans(model, chip, *, chips: int, gbs: int, seq_len: int, system=None,
+                 precision: str | None = "bf16", top: int = 10, catalog: Catalog | None = None,
+                 overrides: dict | None = None, **fixed) -> dict:
+    """Every valid plan evaluated: the best ``top``, the Pareto front of throughput vs memory
+    headroom, and rejection counts by reason."""
+    knobs = {k: fixed.get(k) for k in ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs", "recompute", "zero")}
+    m, c, s, cls, hv, plans, oc = _run_search(
+        model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system, precision=precision,
+        catalog=catalog, overrides=overrides, **knobs)
+    rpp = c.ranks_per_package
+    cap = hv[K.H_HBM_BYTES] / 1e9 * rpp
+    peak = {p: (c.peak(p) if c.peak(p) is not None else c.peak("fp16")) or 0.0 for p in PREC_CODES}
+
+    def row(i):
+        pdict = plan_dict(plans[i])
+        mem = float(oc.out[i, K.O_MEM_TOTAL]) * rpp / 1e9
+        tps = float(oc.out[i, K.O_TOKENS_PER_S])
+        pk = peak[pdict["precision"]] * 1e12 * chips
+        return {"plan": pdict, "tokens_per_s": tps, "tokens_per_s_per_chip": tps / chips,
+                "step_time_s": float(oc.out[i, K.O_STEP]),
+                "mfu": tps * float(oc.out[i, K.O_MODEL_FLOPS_TOK]) / pk if pk else 0.0,
+                "memory_gb_per_chip": mem, "headroom_gb": cap - mem}
+
+    order = oc.ranking()
+    if len(order) == 0:
+        raise InfeasibleError(f"{m.name} on {chips} x {c.id}: " + explain_infeasible(oc, hv, c))
+    pareto, best_headroom = [], -np.inf
+    for i in order:  # fastest first: keep plans that buy more headroom than every faster one
+        head = cap - float(oc.out[i, K.O_MEM_TOTAL]) * rpp / 1e9
+        if head > best_headroom + 1e-9:
+            pareto.append(i)
+            best_headroom = head
+    return {"model": m.name, "chip": c.id, "system": s.id, "chips": chips, "gbs": gbs,
+            "seq_len": seq_len, "capacity_gb_per_chip": cap, "counts": oc.counts(),
+            "top": [row(i) for i in order[:top]], "pareto": [row(i) for i in pareto[:max(top, 10)]]}

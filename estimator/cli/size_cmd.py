@@ -1,0 +1,247 @@
+"""`suanli search`, `size`, `compare`, `sweep`."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from estimator.cli.app import JsonOpt, SpecDirOpt, _cat, app
+from estimator.cli.render import console, emit_json, fmt, kv, table
+from estimator.errors import InputError
+from estimator.goodput import DEFAULT_CKPT_GB_PER_S_PER_NODE, DEFAULT_MTBF_CHIP_H, DEFAULT_RESTART_S
+from estimator.power import PUE_DEFAULT
+from estimator.units import parse_count, parse_derate
+
+ROW_COLUMNS = [("chip", "chip"), ("system", "system"), ("chips", "chips"), ("plan_s", "best plan"),
+               ("tokens_per_s", "tokens/s"), ("mfu_pct", "MFU %"), ("days", "days"),
+               ("days_with_failures", "days w/ failures"), ("power_mw", "power MW"),
+               ("energy_kwh_per_1m_tokens", "kWh / 1M tok"), ("ratio_to_first", "x first")]
+
+
+def _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate):
+    from estimator.sizing import JobSpec
+
+    for name, v in (("gbs", gbs), ("seq-len", seq_len), ("pue", pue), ("mtbf-hours", mtbf),
+                    ("checkpoint-gb-per-s", ckpt)):
+        if v is not None and v <= 0:
+            raise InputError(f"--{name} must be positive (got {v})")
+    if restart < 0:
+        raise InputError(f"--restart-s must not be negative (got {restart})")
+    if pue < 1.0:
+        raise InputError(f"--pue must be >= 1 (got {pue})")
+    return JobSpec(model=model, gbs=gbs, seq_len=seq_len,
+                   precision=None if precision == "auto" else precision,
+                   tokens=parse_count(tokens, "tokens") if tokens is not None else None,
+                   pue=pue, mtbf_chip_h=mtbf, ckpt_gb_per_s_per_node=ckpt, restart_s=restart,
+                   overrides=parse_derate(derate))
+
+
+def _plan_s(p: dict | None) -> str:
+    if not p:
+        return "-"
+    s = f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']}"
+    if p["ep"] > 1:
+        s += f" ep{p['ep']}"
+    if p["vpp"] > 1:
+        s += f" v{p['vpp']}"
+    return s + f" mbs{p['mbs']} z{p['zero']} {p['recompute']} {p['precision']}"
+
+
+def _rows_out(rows, title, as_json, extra=None):
+    data = [r.to_dict() for r in rows]
+    if as_json:
+        emit_json({**(extra or {}), "rows": data})
+        return
+    view = [{**d, "plan_s": _plan_s(d["plan"]) if d["fits"] else f"infeasible: {d['why']}",
+             "mfu_pct": 100 * d["mfu"] if d["fits"] else None} for d in data]
+    table(title, ROW_COLUMNS, view, digits=2)
+    for d in data:
+        if d["fits"] and d["power_basis"]:
+            console.print(f"power {d['chip']}: {d['power_basis']}")
+
+
+def _progress():
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+COMMON = dict(
+    gbs=typer.Option(1024, "--gbs", help="Global batch, sequences."),
+    seq_len=typer.Option(8192, "--seq-len", help="Tokens per sequence."),
+    precision=typer.Option("bf16", "--precision", help="bf16 | fp16 | fp8 | fp4 | auto (best the chip has)"),
+    pue=typer.Option(PUE_DEFAULT, "--pue", help="Facility power usage effectiveness."),
+    mtbf=typer.Option(DEFAULT_MTBF_CHIP_H, "--mtbf-hours", help="Per-chip mean time between failures, h (default: Llama 3 paper)."),
+    ckpt=typer.Option(DEFAULT_CKPT_GB_PER_S_PER_NODE, "--checkpoint-gb-per-s", help="Checkpoint write bandwidth per node, GB/s."),
+    restart=typer.Option(DEFAULT_RESTART_S, "--restart-s", help="Time to restart after a failure, s."),
+)
+
+
+@app.command()
+def search(
+    model: str = typer.Option(..., "--model"), chip: str = typer.Option(..., "--chip"),
+    chips: int = typer.Option(..., "--chips"), gbs: int = COMMON["gbs"], seq_len: int = COMMON["seq_len"],
+    system: Optional[str] = typer.Option(None, "--system"), precision: str = COMMON["precision"],
+    top: int = typer.Option(10, "--top", help="How many plans to list."),
+    derate: Optional[list[str]] = typer.Option(None, "--derate"),
+    spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt,
+):
+    """Every valid plan, evaluated: the best ones, the Pareto front (throughput vs memory
+    headroom) and how many were rejected, by reason."""
+    from estimator.training import search_plans
+
+    if chips <= 0 or top <= 0:
+        raise InputError("--chips and --top must be positive")
+    rep = search_plans(model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system,
+                       precision=None if precision == "auto" else precision, top=top,
+                       catalog=_cat(spec_dir), overrides=parse_derate(derate))
+    if as_json:
+        emit_json(rep)
+        return
+    kv("suanli search", [("model / chip / system", f"{rep['model']} on {rep['chips']} x {rep['chip']} ({rep['system']})"),
+                         ("plans evaluated", rep["counts"]["evaluated"]),
+                         ("feasible", rep["counts"]["feasible"]),
+                         ("rejected: out of memory", rep["counts"]["out_of_memory"]),
+                         ("rejected: precision unsupported", rep["counts"]["unsupported_precision"]),
+                         ("rejected: unknown link bandwidth", rep["counts"]["unknown_link"])])
+    cols = [("plan_s", "plan"), ("tokens_per_s_per_chip", "tokens/s/chip"), ("mfu_pct", "MFU %"),
+            ("step_time_s", "step s"), ("memory_gb_per_chip", "GB/chip"), ("headroom_gb", "headroom GB")]
+    for title, key in (("best plans", "top"), ("Pareto front: throughput vs memory headroom", "pareto")):
+        table(title, cols, [{**r, "plan_s": _plan_s(r["plan"]), "mfu_pct": 100 * r["mfu"]} for r in rep[key]], digits=2)
+
+
+@app.command()
+def size(
+    model: str = typer.Option(..., "--model"), chip: str = typer.Option(..., "--chip"),
+    tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens, e.g. 15T."),
+    days: Optional[float] = typer.Option(None, "--days", help="Deadline, days (with --tokens)."),
+    match: Optional[str] = typer.Option(None, "--match", help="CHIP:N, e.g. h100-sxm:1024: the same throughput."),
+    power_budget_mw: Optional[float] = typer.Option(None, "--power-budget-mw", help="Fastest cluster within this facility power."),
+    system: Optional[str] = typer.Option(None, "--system"), gbs: int = COMMON["gbs"],
+    seq_len: int = COMMON["seq_len"], precision: str = COMMON["precision"], pue: float = COMMON["pue"],
+    mtbf: float = COMMON["mtbf"], ckpt: float = COMMON["ckpt"], restart: float = COMMON["restart"],
+    max_chips: int = typer.Option(200_000, "--max-chips", help="Largest cluster considered."),
+    derate: Optional[list[str]] = typer.Option(None, "--derate"),
+    spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt,
+):
+    """The smallest cluster (whole nodes) for a deadline, a match, or a power budget."""
+    from estimator import sizing
+
+    job = _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate)
+    cat = _cat(spec_dir)
+    if max_chips <= 0:
+        raise InputError(f"--max-chips must be positive (got {max_chips})")
+    modes = sum(x is not None for x in (days, match, power_budget_mw))
+    if modes != 1:
+        raise InputError("give exactly one of --days (with --tokens), --match CHIP:N, --power-budget-mw")
+    if days is not None:
+        row, tried = sizing.size_for_time(job, chip, days, system, cat, max_chips)
+        _rows_out([row], f"smallest {chip} cluster for {tokens} tokens in {days:g} days", as_json,
+                  {"question": "deadline", "tried_chip_counts": [r.chips for r in tried]})
+    elif match is not None:
+        if ":" not in match:
+            raise InputError(f"--match expects CHIP:N, e.g. h100-sxm:1024 (got {match!r})")
+        ref_chip, n = match.rsplit(":", 1)
+        try:
+            n_ref = int(n)
+        except ValueError:
+            raise InputError(f"--match {match!r}: {n!r} is not a chip count") from None
+        if n_ref <= 0:
+            raise InputError(f"--match {match!r}: the chip count must be positive")
+        ref, row, tried = sizing.match_cluster(job, chip, ref_chip, n_ref, system, cat, max_chips)
+        rows = sizing.with_ratios([ref, row], job)
+        _rows_out(rows, f"{row.chips:,} x {row.chip} match {n_ref:,} x {ref.chip}", as_json,
+                  {"question": "match", "tried_chip_counts": [r.chips for r in tried]})
+    else:
+        row, tried = sizing.fastest_under_power(job, chip, power_budget_mw, system, cat)
+        _rows_out([row], f"fastest {chip} cluster within {power_budget_mw:g} MW", as_json,
+                  {"question": "power_budget", "tried_chip_counts": [r.chips for r in tried]})
+
+
+@app.command()
+def compare(
+    model: str = typer.Option(..., "--model"),
+    chips: str = typer.Option(..., "--chips", help="Comma-separated chip ids; the first is the reference."),
+    cluster_chips: Optional[int] = typer.Option(None, "--cluster-chips", help="Same chip count for every chip."),
+    equal_power: Optional[float] = typer.Option(None, "--equal-power", help="Same facility power, MW."),
+    tokens: Optional[str] = typer.Option(None, "--tokens"), days: Optional[float] = typer.Option(None, "--days"),
+    gbs: int = COMMON["gbs"], seq_len: int = COMMON["seq_len"], precision: str = COMMON["precision"],
+    pue: float = COMMON["pue"], mtbf: float = COMMON["mtbf"], ckpt: float = COMMON["ckpt"],
+    restart: float = COMMON["restart"], max_chips: int = typer.Option(200_000, "--max-chips"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG bar chart."),
+    derate: Optional[list[str]] = typer.Option(None, "--derate"),
+    spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt,
+):
+    """One row per chip: best plan, tokens/s, MFU, days, power, energy, ratio to the first."""
+    from estimator import sizing
+
+    names = [c.strip() for c in chips.split(",") if c.strip()]
+    if not names:
+        raise InputError("--chips: give at least one chip id")
+    if cluster_chips is not None and cluster_chips <= 0:
+        raise InputError(f"--cluster-chips must be positive (got {cluster_chips})")
+    if equal_power is not None and equal_power <= 0:
+        raise InputError(f"--equal-power must be positive (got {equal_power})")
+    if days is not None and tokens is None:
+        raise InputError("--days needs --tokens")
+    job = _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate)
+    cat = _cat(spec_dir)
+    for n in names:
+        cat.chip(n)  # unknown ids fail before any work
+    with _progress() as prog:
+        task = prog.add_task("comparing", total=len(names))
+        rows = sizing.compare(job, names, cluster_chips=cluster_chips, equal_power_mw=equal_power,
+                              days=days, catalog=cat, max_chips=max_chips,
+                              progress=lambda d, t: prog.update(task, completed=d))
+    frame = (f"{cluster_chips:,} chips each" if cluster_chips else
+             f"{equal_power:g} MW each" if equal_power else f"{tokens} tokens in {days:g} days")
+    title = f"{model}: {frame}"
+    _rows_out(rows, title, as_json, {"question": "compare", "frame": frame})
+    if plot is not None:
+        from estimator.plot import plot_compare
+        plot_compare(rows, title, plot)
+        if not as_json:
+            console.print(f"plot written to {plot}")
+
+
+@app.command()
+def sweep(
+    model: str = typer.Option(..., "--model"), chip: str = typer.Option(..., "--chip"),
+    chips: str = typer.Option(..., "--chips", help="64:16384 (powers of two), 64:1024:64, or 8,16,64."),
+    system: Optional[str] = typer.Option(None, "--system"), tokens: Optional[str] = typer.Option(None, "--tokens"),
+    gbs: int = COMMON["gbs"], seq_len: int = COMMON["seq_len"], precision: str = COMMON["precision"],
+    pue: float = COMMON["pue"], mtbf: float = COMMON["mtbf"], ckpt: float = COMMON["ckpt"],
+    restart: float = COMMON["restart"],
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG scaling curve."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the rows as CSV."),
+    derate: Optional[list[str]] = typer.Option(None, "--derate"),
+    spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt,
+):
+    """Scaling curve: tokens/s and MFU vs chip count, with the best plan at each point."""
+    from estimator import sizing
+
+    counts = sizing.parse_range(chips)
+    job = _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate)
+    cat = _cat(spec_dir)
+    with _progress() as prog:
+        task = prog.add_task("sweeping", total=len(counts))
+        rows = sizing.sweep(job, chip, counts, system, cat, progress=lambda d, t: prog.update(task, completed=d))
+    title = f"{model} on {rows[0].chip}: scaling"
+    _rows_out(rows, title, as_json, {"question": "sweep"})
+    if csv_out is not None:
+        if csv_out.parent and not csv_out.parent.exists():
+            raise InputError(f"--csv {csv_out}: folder {csv_out.parent} does not exist")
+        keys = ["chip", "system", "chips", "fits", "tokens_per_s", "tokens_per_s_per_chip", "mfu",
+                "step_time_s", "days", "days_with_failures", "power_mw", "energy_kwh_per_1m_tokens", "why"]
+        with open(csv_out, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(keys + ["plan"])
+            for r in rows:
+                d = r.to_dict()
+                w.writerow([d[k] for k in keys] + [_plan_s(d["plan"])])
+    if plot is not None:
+        from estimator.plot import plot_sweep
+        plot_sweep(rows, title, plot)
