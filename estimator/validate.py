@@ -7,6 +7,7 @@ reported as skipped, never dropped silently.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,7 @@ def read_rows(path: str | Path) -> tuple[list[dict], list[str]]:
         raise SpecError(str(p), None, f"cannot read file ({e.strerror or e})") from None
     if not text.strip():
         raise SpecError(str(p), None, "empty file")
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     cols = [c.strip() for c in (reader.fieldnames or [])]
     rows = list(reader)
     return rows, cols
@@ -140,7 +141,9 @@ def validate_file(path: str | Path, catalog: Catalog | None = None, progress=Non
         raise SpecError(str(path), None, f"missing column(s): {', '.join(missing)}")
     results: list[RowResult] = []
     skipped: list[Skipped] = []
-    for i, r in enumerate(rows, start=2):   # row 1 is the header
+    for i, raw in enumerate(rows, start=2):   # row 1 is the header
+        # short rows leave None cells, long rows put the surplus under the key None
+        r = {k.strip(): (v if isinstance(v, str) else "") for k, v in raw.items() if k is not None}
         rid = (r.get("id") or f"row{i}").strip()
         if progress:
             progress(i - 1, len(rows))
