@@ -98,6 +98,7 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
     hv[K.H_PEAK_FP16] = (fp16 if fp16 is not None else (bf16 or 0.0)) * tf
     hv[K.H_PEAK_FP8] = (chip.peak("fp8") or 0.0) * tf
     hv[K.H_PEAK_FP4] = (chip.peak("fp4") or 0.0) * tf
+    hv[K.H_PEAK_INT8] = (chip.peak("int8") or 0.0) * tf
 
     cap = chip.hbm_gb
     bw = chip.hbm_gb_per_s
@@ -107,6 +108,7 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
         raise SpecError(chip.id, "memory.bandwidth_gb_per_s", "unknown (null): cannot estimate speed")
     cap_rank = cap * ov["hbm_capacity"] / rpp
     hv[K.H_HBM_BYTES] = max(0.0, cap_rank - eff.memory_reserve_gb) * 1e9
+    hv[K.H_HBM_TOTAL] = cap_rank * 1e9
     hv[K.H_HBM_BW] = bw * ov["hbm_bw"] / rpp * 1e9 * eff.hbm
 
     up = system.scale_up.bandwidth_gb_per_s_per_chip
@@ -136,6 +138,8 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
     hv[K.H_PP_EXPOSED] = eff.pp_comm_exposed
     hv[K.H_DP_EXPOSED] = eff.dp_comm_exposed
     hv[K.H_GEMM_D0] = eff.gemm_narrow_dim
+    hv[K.H_STEP_S] = eff.step_overhead_us * 1e-6
+    hv[K.H_KV_FRACTION] = eff.kv_cache_fraction
     hv[K.H_STRAGGLER_CV] = eff.straggler_cv
     hv[K.H_MOE_TOKEN_S] = eff.moe_dispatch_ns_per_token * 1e-9
     hv[K.H_LP_FP8] = eff.low_precision_factor.get("fp8", 1.0)

@@ -19,6 +19,7 @@ from estimator.training import estimate_training
 TRAIN_REQUIRED = ("id", "model", "chip", "chips", "gbs", "seq_len", "precision", "metric", "measured")
 INFER_MARKERS = ("input_len", "output_len", "phase")
 TRAIN_METRICS = ("tokens_per_s_per_chip", "step_time_s", "mfu")
+INFER_METRICS = ("output_tokens_per_s_per_chip", "input_tokens_per_s_per_chip", "tpot_ms", "ttft_ms")
 
 
 @dataclass
@@ -114,6 +115,53 @@ def _train_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
                      ape=abs(pred - measured) / measured, plan=res.plan)
 
 
+def _opt_float(r: dict, key: str, rowno: int):
+    v = (r.get(key) or "").strip()
+    return None if not v else _float(r, key, rowno)
+
+
+def _infer_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
+    from estimator.inference import estimate_inference
+
+    model_ref = r["model"].strip()
+    model = str(base / model_ref) if model_ref.endswith((".yaml", ".yml")) else model_ref
+    metric = r["metric"].strip()
+    if metric not in INFER_METRICS:
+        raise InputError(f"row {rowno}: unknown metric '{metric}' (known: {', '.join(INFER_METRICS)})")
+    measured = _float(r, "measured", rowno)
+    chips = _int(r, "chips", rowno, required=True)
+    phase = (r.get("phase") or "").strip() or "e2e"
+    kn = {k: _int(r, k, rowno) for k in ("tp", "pp", "ep", "dp", "batch")}
+    out_len = (r.get("output_len") or "").strip()
+    try:
+        o_len = int(float(out_len)) if out_len else None
+    except ValueError:
+        raise InputError(f"row {rowno}: column 'output_len' is not a number ({out_len!r})") from None
+    if o_len is None or o_len < 0:
+        raise InputError(f"row {rowno}: column 'output_len' must be >= 0")
+    chip = cat.chip(r["chip"].strip())
+    ranks = chips * chip.ranks_per_package
+    notes = []
+    pp = kn["pp"] or 1
+    if kn["tp"] and kn["dp"] and kn["tp"] * kn["dp"] * pp > ranks:
+        # "TP8 with attention DP" in engine docs: tp names the world size, attention runs DP
+        kn["tp"] = max(1, ranks // (kn["dp"] * pp))
+        notes.append("tp read as the world size with attention data parallel")
+    res = estimate_inference(
+        model, chip, chips=chips, input_len=_int(r, "input_len", rowno, True), output_len=o_len,
+        system=(r.get("system") or "").strip() or None, tp=kn["tp"], pp=kn["pp"], ep=kn["ep"],
+        dp=kn["dp"], batch=kn["batch"], tpot_slo_ms=_opt_float(r, "tpot_slo_ms", rowno),
+        ttft_slo_ms=_opt_float(r, "ttft_slo_ms", rowno), precision=r["precision"].strip(),
+        phase=phase, catalog=cat)
+    pred = {"output_tokens_per_s_per_chip": res.output_tokens_per_s_per_chip,
+            "input_tokens_per_s_per_chip": res.input_tokens_per_s_per_chip,
+            "tpot_ms": res.tpot_ms, "ttft_ms": res.ttft_ms}[metric]
+    plan = {**res.plan, "batch": res.batch}
+    return RowResult(id=r["id"], row=rowno, source=(r.get("source") or "").strip(), chip=res.chip,
+                     model=res.model, metric=metric, predicted=pred, measured=measured,
+                     ape=abs(pred - measured) / measured, plan=plan)
+
+
 def _summary(apes: list[float]) -> dict:
     if not apes:
         return {"count": 0, "median_ape": None, "mean_ape": None, "p90_ape": None, "max_ape": None}
@@ -135,7 +183,8 @@ def validate_file(path: str | Path, catalog: Catalog | None = None, progress=Non
     rows, cols = read_rows(path)
     base = Path(path).resolve().parent
     is_infer = all(c in cols for c in INFER_MARKERS)
-    required = ("id", "model", "chip", "chips", "metric", "measured") if is_infer else TRAIN_REQUIRED
+    required = (("id", "model", "chip", "chips", "precision", "input_len", "output_len", "metric",
+                 "measured") if is_infer else TRAIN_REQUIRED)
     missing = [c for c in required if c not in cols]
     if missing:
         raise SpecError(str(path), None, f"missing column(s): {', '.join(missing)}")
@@ -147,11 +196,11 @@ def validate_file(path: str | Path, catalog: Catalog | None = None, progress=Non
         rid = (r.get("id") or f"row{i}").strip()
         if progress:
             progress(i - 1, len(rows))
-        if is_infer or (r.get("phase") or "").strip():
-            skipped.append(Skipped(rid, i, "inference rows are not supported yet"))
-            continue
         try:
-            results.append(_train_row(r, i, base, cat))
+            if is_infer or (r.get("phase") or "").strip():
+                results.append(_infer_row(r, i, base, cat))
+            else:
+                results.append(_train_row(r, i, base, cat))
         except SuanliError as e:
             msg = str(e)
             skipped.append(Skipped(rid, i, msg if msg.startswith("row ") else f"row {i}: {msg}"))

@@ -60,8 +60,12 @@ H_LP_FP4 = 23
 H_MOE_TOKEN_S = 24    # seconds per routed token copy per MoE layer forward (dispatch bookkeeping)
 H_DP_EXPOSED = 25     # fraction of data-parallel communication never overlapped
 H_GEMM_D0 = 26        # narrow-dimension constant: efficiency x w / (w + D0), w = min(n, k)
-H_NCURVE = 27         # number of GEMM-efficiency breakpoints used
-H_CURVE_X = 28        # log10(GFLOP) breakpoints, H_CURVE_MAX entries
+H_PEAK_INT8 = 27      # OP/s, int8 matmul peak
+H_STEP_S = 28         # fixed seconds per inference engine step (scheduling, sampling, launch)
+H_KV_FRACTION = 29    # share of free HBM the serving engine gives the KV cache
+H_HBM_TOTAL = 30      # bytes per rank before the reserve (capacity)
+H_NCURVE = 31         # number of GEMM-efficiency breakpoints used
+H_CURVE_X = 32        # log10(GFLOP) breakpoints, H_CURVE_MAX entries
 H_CURVE_MAX = 8
 H_CURVE_Y = H_CURVE_X + H_CURVE_MAX
 H_SIZE = H_CURVE_Y + H_CURVE_MAX
@@ -121,3 +125,49 @@ ST_OK = 0
 ST_OOM = 1
 ST_NO_PRECISION = 2   # chip has no peak for the requested precision
 ST_NO_LINK = 3        # the plan needs a link tier whose bandwidth is unknown
+
+# ---- inference plan matrix (int64) ----------------------------------------------------------
+I_TP = 0
+I_PP = 1
+I_EP = 2
+I_DP = 3              # attention data parallel groups inside the replica
+I_BATCH = 4           # concurrent sequences per replica
+I_IN = 5              # input tokens per request
+I_OUT = 6             # output tokens per request
+I_WPREC = 7           # WP_* code: weight/activation precision
+I_KVPREC = 8          # KV_* code
+I_SPEC_X100 = 9       # accepted tokens per decode step x 100 (100 = no speculative decoding)
+I_TBO = 10            # 1 = two-batch overlap: MoE all-to-all hidden behind the other half's compute
+I_SIZE = 11
+
+WP_BF16 = 0
+WP_FP16 = 1
+WP_FP8 = 2
+WP_FP4 = 3
+WP_INT8 = 4           # W8A8
+WP_INT4 = 5           # W4A16 (int4 weights, 16-bit compute)
+WP_W4A8 = 6           # int4 weights, int8 compute
+
+KV_BF16 = 0
+KV_FP8 = 1
+KV_INT8 = 2
+
+# ---- inference output matrix (float64) -----------------------------------------------------
+Q_TTFT = 0            # s: prefill of one request's input (whole replica)
+Q_TPOT = 1            # s: one decode step at the batch (per output token of a sequence)
+Q_OUT_TOK_S = 2       # output tokens/s of the replica (e2e: prefill amortised in)
+Q_IN_TOK_S = 3        # prefill tokens/s of the replica when saturated
+Q_MEM_WEIGHTS = 4     # bytes per rank
+Q_MEM_KV = 5          # bytes per rank for the batch's KV cache at full length
+Q_MEM_ACT = 6         # bytes per rank of activation workspace
+Q_MEM_TOTAL = 7
+Q_KV_CAP_TOKENS = 8   # KV tokens the replica can hold
+Q_D_WEIGHTS = 9       # decode: time to stream the weights once per micro-batch (within layers)
+Q_D_KV = 10           # decode: time to stream the KV cache (within layers)
+Q_D_LAYERS = 11       # decode step parts (sum = TPOT x accepted tokens): per-layer ops
+Q_D_COMM = 12         # TP all-reduce / EP all-to-all / PP sends
+Q_D_OVERHEAD = 13     # fixed per-step cost
+Q_P_COMPUTE = 14      # prefill breakdown, s (one request of I tokens)
+Q_P_COMM = 15
+Q_P_OVERHEAD = 16
+Q_SIZE = 17

@@ -66,6 +66,10 @@ class EfficiencySpec(Strict):
     #: time per routed token copy per MoE layer forward (router bookkeeping, permutation,
     #: unpermute scatter-add), nanoseconds; backward costs twice this
     moe_dispatch_ns_per_token: float = Field(ge=0)
+    #: fixed cost of one serving-engine step (scheduler, sampling, graph launch), microseconds
+    step_overhead_us: float = Field(ge=0)
+    #: share of the HBM left after weights and workspace that the engine gives the KV cache
+    kv_cache_fraction: float = Field(gt=0, le=1)
     #: fraction of TP (sequence-parallel) communication left exposed by the framework
     tp_comm_exposed: float = Field(ge=0, le=1)
     #: fraction of data-parallel gradient/parameter communication the framework never overlaps

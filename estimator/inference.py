@@ -1,0 +1,236 @@
+"""Inference estimates: one serving plan, or the best plan and batch under latency SLOs.
+
+Library entry point: :func:`estimate_inference`. A replica is ``chips`` chips (tp*pp*dp ranks);
+knobs left as None are searched, and the batch is the largest that fits in the KV cache and
+meets the TPOT/TTFT SLOs. Throughput objective by phase: e2e -> output tokens/s (prefill
+amortised), prefill -> input tokens/s, decode -> output tokens/s at a KV length of input_len.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from estimator.catalog import Catalog
+from estimator.errors import InfeasibleError, InputError, PlanError
+from estimator.plans import divisors
+from estimator.training import resolve
+from kernels import layout as K
+from kernels.inference import evaluate_inference, new_inference_outputs
+
+WPREC_CODES = {"bf16": K.WP_BF16, "fp16": K.WP_FP16, "fp8": K.WP_FP8, "fp4": K.WP_FP4,
+               "int8": K.WP_INT8, "int4": K.WP_INT4, "w4a8": K.WP_W4A8}
+WPREC_NAMES = {v: k for k, v in WPREC_CODES.items()}
+#: the datasheet peak each weight/activation precision needs
+WPREC_PEAK = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp4": "fp4", "int8": "int8",
+              "int4": "bf16", "w4a8": "int8"}
+KV_CODES = {"bf16": K.KV_BF16, "fp16": K.KV_BF16, "fp8": K.KV_FP8, "int8": K.KV_INT8}
+KV_NAMES = {K.KV_BF16: "bf16", K.KV_FP8: "fp8", K.KV_INT8: "int8"}
+PHASES = ("e2e", "prefill", "decode")
+MAX_BATCH = 65536
+
+
+@dataclass
+class InferenceResult:
+    model: str
+    chip: str
+    system: str
+    chips: int
+    ranks_per_chip: int
+    phase: str
+    plan: dict
+    batch: int
+    fits: bool
+    ttft_ms: float
+    tpot_ms: float
+    output_tokens_per_s: float
+    output_tokens_per_s_per_chip: float
+    input_tokens_per_s_per_chip: float
+    kv_cache_gb_per_chip: float
+    weights_gb_per_chip: float
+    memory_gb_per_chip: float
+    memory_capacity_gb_per_chip: float
+    max_batch_by_memory: int
+    breakdown_ms: dict
+    search: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_len(name, v, allow_zero=False):
+    if v is None or v < 0 or (v == 0 and not allow_zero):
+        raise InputError(f"--{name} must be {'>= 0' if allow_zero else 'positive'} (got {v})")
+
+
+def _parallel_plans(model, ranks: int, tp, pp, ep, dp, tbo) -> list[tuple]:
+    moe = model.moe is not None
+    out = []
+    for t in ([tp] if tp else divisors(ranks)):
+        if ranks % t or model.heads % t:
+            continue
+        for p_ in ([pp] if pp else divisors(ranks // t)):
+            if (ranks // t) % p_ or p_ > model.layers:
+                continue
+            d = ranks // (t * p_)
+            if dp and dp != d:
+                continue
+            # serving engines place redundant expert copies (EPLB), so ep need not divide the
+            # number of experts; it must divide the replica's tp*dp ranks
+            eps = [ep] if ep else ([e for e in divisors(t * d) if e <= model.moe.experts] if moe else [1])
+            for e in eps:
+                if moe and ((t * d) % e or e > model.moe.experts):
+                    continue
+                if not moe and e != 1:
+                    continue
+                tbos = [tbo] if tbo is not None else ([0, 1] if moe and e > 1 else [0])
+                for b in tbos:
+                    out.append((t, p_, e, d, b))
+    return out
+
+
+def estimate_inference(model, chip, *, chips: int, input_len: int, output_len: int, system=None,
+                       tp=None, pp=None, ep=None, dp=None, batch=None, tpot_slo_ms=None,
+                       ttft_slo_ms=None, precision: str = "bf16", kv_precision: str | None = None,
+                       phase: str = "e2e", spec_accept: float = 1.0, tbo: int | None = None,
+                       catalog: Catalog | None = None, overrides: dict | None = None) -> InferenceResult:
+    if phase not in PHASES:
+        raise InputError(f"--phase must be one of {', '.join(PHASES)} (got {phase})")
+    if chips is None or chips <= 0:
+        raise InputError(f"--chips must be positive (got {chips})")
+    _check_len("input-len", input_len)
+    _check_len("output-len", output_len, allow_zero=True)
+    if phase == "e2e" and output_len == 0:
+        raise InputError("--phase e2e needs --output-len > 0 (use --phase prefill for prompts only)")
+    for n, v in (("tp", tp), ("pp", pp), ("ep", ep), ("dp", dp), ("batch", batch)):
+        if v is not None and v <= 0:
+            raise InputError(f"--{n} must be positive (got {v})")
+    for n, v in (("tpot-slo-ms", tpot_slo_ms), ("ttft-slo-ms", ttft_slo_ms)):
+        if v is not None and v <= 0:
+            raise InputError(f"--{n} must be positive (got {v})")
+    if not (1.0 <= spec_accept <= 16.0):
+        raise InputError(f"--spec-accept (accepted tokens per step) must be in [1, 16] (got {spec_accept})")
+    if precision not in WPREC_CODES:
+        raise InputError(f"--precision must be one of {', '.join(WPREC_CODES)} (got {precision})")
+    m, c, s, cls, mv, hv = resolve(model, chip, system, catalog, overrides)
+    need = WPREC_PEAK[precision]
+    if c.peak(need) is None and not (need == "bf16" and c.peak("fp16") is not None):
+        raise InputError(f"{c.id} has no {need} peak in its spec, needed for {precision} "
+                         f"(known: {', '.join(c.supported_precisions()) or 'none'})")
+    if kv_precision is None:
+        kv_precision = "fp8" if precision in ("fp8", "fp4") else "bf16"
+    if kv_precision not in KV_CODES:
+        raise InputError(f"--kv-precision must be one of {', '.join(KV_CODES)} (got {kv_precision})")
+    ranks = chips * c.ranks_per_package
+    par = _parallel_plans(m, ranks, tp, pp, ep, dp, tbo)
+    if not par:
+        if tp and m.heads % tp:
+            raise PlanError(f"heads ({m.heads}) not divisible by tp ({tp})")
+        raise PlanError(f"no valid serving plan of {ranks} ranks for the fixed knobs "
+                        "(tp*pp*dp must equal the ranks; ep must divide tp*dp and the experts)")
+    O = 0 if phase == "prefill" else output_len
+    base = np.zeros((len(par), K.I_SIZE), dtype=np.int64)
+    for i, (t, p_, e, d, b) in enumerate(par):
+        base[i, [K.I_TP, K.I_PP, K.I_EP, K.I_DP, K.I_TBO]] = (t, p_, e, d, b)
+    base[:, K.I_IN] = input_len
+    base[:, K.I_OUT] = O
+    base[:, K.I_WPREC] = WPREC_CODES[precision]
+    base[:, K.I_KVPREC] = KV_CODES[kv_precision]
+    base[:, K.I_SPEC_X100] = int(round(spec_accept * 100))
+    base[:, K.I_BATCH] = base[:, K.I_DP]        # one sequence per attention group: capacity probe
+    out0, st0 = new_inference_outputs(len(base))
+    evaluate_inference(mv, hv, base, out0, st0)
+    seq = input_len + O
+    rows, ok_plans = [], 0
+    for i in range(len(base)):
+        if st0[i] == K.ST_NO_PRECISION:
+            continue
+        bmax = int(min(MAX_BATCH, out0[i, K.Q_KV_CAP_TOKENS] // max(seq, 1)))
+        dpi = int(base[i, K.I_DP])
+        bmax -= bmax % dpi
+        if batch is not None:
+            grid = [batch]
+        else:
+            if bmax < dpi:
+                continue
+            g = sorted({int(round(1.1 ** k)) * dpi for k in range(0, 200) if 1.1 ** k * dpi <= bmax} | {bmax})
+            grid = [x for x in g if x >= dpi]
+        ok_plans += 1
+        for bb in grid:
+            r = base[i].copy()
+            r[K.I_BATCH] = bb
+            rows.append(r)
+    if not rows:
+        # nothing fits even one sequence per attention group: say how far off
+        best = int(np.argmin(out0[:, K.Q_MEM_WEIGHTS] + out0[:, K.Q_MEM_ACT]))
+        need_gb = (out0[best, K.Q_MEM_WEIGHTS] + out0[best, K.Q_MEM_ACT]) / 1e9
+        raise InfeasibleError(f"{m.name} on {chips} x {c.id}: does not fit at batch 1: needs "
+                              f"{need_gb:.1f} GB per rank for weights and workspace plus KV for "
+                              f"{seq} tokens, {hv[K.H_HBM_BYTES] / 1e9:.1f} GB usable")
+    P = np.array(rows)
+    out, st = new_inference_outputs(len(P))
+    evaluate_inference(mv, hv, P, out, st)
+    acc = P[:, K.I_SPEC_X100] / 100.0
+    if phase == "e2e":
+        score = out[:, K.Q_OUT_TOK_S].copy()
+    elif phase == "prefill":
+        score = out[:, K.Q_IN_TOK_S].copy()
+    else:
+        score = P[:, K.I_BATCH] * acc / out[:, K.Q_TPOT] * (out[:, K.Q_TPOT] > 0)
+    feasible = st == K.ST_OK
+    if tpot_slo_ms is not None and phase != "prefill":
+        feasible &= out[:, K.Q_TPOT] * 1e3 <= tpot_slo_ms
+    if ttft_slo_ms is not None:
+        feasible &= out[:, K.Q_TTFT] * 1e3 <= ttft_slo_ms
+    counts = {"plans": len(par), "evaluated": int(len(P)), "feasible": int(feasible.sum()),
+              "out_of_memory": int((st == K.ST_OOM).sum())}
+    if not feasible.any():
+        fit = st == K.ST_OK
+        if not fit.any():
+            raise InfeasibleError(f"{m.name} on {chips} x {c.id}: no plan fits the batch "
+                                  f"{batch} in memory" if batch else f"{m.name} on {chips} x {c.id}: nothing fits")
+        best_tpot = out[fit, K.Q_TPOT].min() * 1e3
+        best_ttft = out[fit, K.Q_TTFT].min() * 1e3
+        why = []
+        if tpot_slo_ms is not None and best_tpot > tpot_slo_ms:
+            why.append(f"the fastest decode step is {best_tpot:.1f} ms > TPOT SLO {tpot_slo_ms:g} ms")
+        if ttft_slo_ms is not None and best_ttft > ttft_slo_ms:
+            why.append(f"the fastest prefill is {best_ttft:.1f} ms > TTFT SLO {ttft_slo_ms:g} ms")
+        raise InfeasibleError(f"{m.name} on {chips} x {c.id}: no batch meets the SLO: " +
+                              ("; ".join(why) or "no single plan meets both SLOs"))
+    idx = np.flatnonzero(feasible)
+    best = idx[np.argmax(score[idx])]
+    return _result(m, c, s, chips, phase, P[best], out[best], int(st[best]), hv, counts)
+
+
+def _result(m, c, s, chips, phase, p, o, status, hv, counts) -> InferenceResult:
+    rpp = c.ranks_per_package
+    acc = p[K.I_SPEC_X100] / 100.0
+    B = int(p[K.I_BATCH])
+    out_s = float(o[K.Q_OUT_TOK_S]) if phase == "e2e" else (B * acc / o[K.Q_TPOT] if phase == "decode" else 0.0)
+    seq = int(p[K.I_IN] + p[K.I_OUT])
+    plan = {"tp": int(p[K.I_TP]), "pp": int(p[K.I_PP]), "ep": int(p[K.I_EP]), "dp": int(p[K.I_DP]),
+            "precision": WPREC_NAMES[int(p[K.I_WPREC])], "kv_precision": KV_NAMES[int(p[K.I_KVPREC])],
+            "two_batch_overlap": bool(p[K.I_TBO]), "spec_accept": acc}
+    bd = {"decode_layers": o[K.Q_D_LAYERS], "decode_comm": o[K.Q_D_COMM],
+          "decode_overhead": o[K.Q_D_OVERHEAD], "decode_weight_stream": o[K.Q_D_WEIGHTS],
+          "decode_kv_stream": o[K.Q_D_KV], "prefill_compute": o[K.Q_P_COMPUTE],
+          "prefill_comm": o[K.Q_P_COMM], "prefill_overhead": o[K.Q_P_OVERHEAD]}
+    res = InferenceResult(
+        model=m.name, chip=c.id, system=s.id, chips=chips, ranks_per_chip=rpp, phase=phase,
+        plan=plan, batch=B, fits=status == K.ST_OK, ttft_ms=float(o[K.Q_TTFT]) * 1e3,
+        tpot_ms=float(o[K.Q_TPOT]) * 1e3, output_tokens_per_s=float(out_s),
+        output_tokens_per_s_per_chip=float(out_s) / chips,
+        input_tokens_per_s_per_chip=float(o[K.Q_IN_TOK_S]) / chips,
+        kv_cache_gb_per_chip=float(o[K.Q_MEM_KV]) * rpp / 1e9,
+        weights_gb_per_chip=float(o[K.Q_MEM_WEIGHTS]) * rpp / 1e9,
+        memory_gb_per_chip=float(o[K.Q_MEM_TOTAL]) * rpp / 1e9,
+        memory_capacity_gb_per_chip=hv[K.H_HBM_BYTES] * rpp / 1e9,
+        max_batch_by_memory=int(o[K.Q_KV_CAP_TOKENS] // max(seq, 1)),
+        breakdown_ms={k: float(v) * 1e3 for k, v in bd.items()}, search=counts)
+    if rpp > 1:
+        res.notes.append(f"{c.id} runs {rpp} ranks per package; per-chip figures are per package")
+    if acc > 1:
+        res.notes.append(f"speculative decoding: {acc:g} accepted tokens per step")
+    return res
