@@ -155,7 +155,7 @@ def check(files: list[Path] = typer.Argument(..., metavar="FILE..."), as_json: b
         raise typer.Exit(2)
 
 
-from estimator.cli import size_cmd, train_cmd  # noqa: E402,F401  (register their commands)
+from estimator.cli import infer_cmd, size_cmd, train_cmd  # noqa: E402,F401  (register their commands)
 
 
 def main() -> None:

@@ -171,7 +171,7 @@ def layer_pass(mv, hv, p, tokens: float, ctx: float, decode: bool, moe_layer: bo
 
 
 def stage_pass(mv, hv, p, tokens: float, ctx: float, decode: bool):
-    """(time, kv time, comm time, weight-read time) of one pipeline stage."""
+    """(time, kv-stream time, comm time) of one pipeline stage."""
     pp = float(p[K.I_PP])
     per, n_moe, n_dense = stage_layers(mv, pp)
     td, kd, cd = layer_pass(mv, hv, p, tokens, ctx, decode, False)
@@ -190,9 +190,10 @@ def stage_pass(mv, hv, p, tokens: float, ctx: float, decode: bool):
     return t, kvt, comm
 
 
-def weights_per_rank(mv, p) -> float:
+def weights_per_rank(mv, hv, p) -> float:
+    """Weight bytes on the busiest rank (output layer and embedding kept in 16 bit)."""
     tp = float(p[K.I_TP]); pp = float(p[K.I_PP]); dp = float(p[K.I_DP]); ep = float(p[K.I_EP])
-    _, _, w_b, _ = precision_bytes_only(int(p[K.I_WPREC]))
+    _, _, w_b, _ = precision(hv, int(p[K.I_WPREC]))
     pr = model_params(mv)
     per, n_moe, n_dense = stage_layers(mv, pp)
     etp = tp * dp / ep
@@ -201,12 +202,6 @@ def weights_per_rank(mv, p) -> float:
                    + mv[K.M_EXPERTS] * pr["expert"] / (ep * etp))
     embed = (pr["embed"] + (pr["out_layer"] if pp == 1.0 else 0.0)) / tp * BF16_BYTES
     return (dense + moe) * w_b + embed
-
-
-def precision_bytes_only(code: int):
-    return {K.WP_BF16: (0, 0, 2.0, 2.0), K.WP_FP16: (0, 0, 2.0, 2.0), K.WP_FP8: (0, 0, 1.0, 1.0),
-            K.WP_FP4: (0, 0, 0.5, 0.5), K.WP_INT8: (0, 0, 1.0, 1.0), K.WP_INT4: (0, 0, 0.5, 2.0),
-            K.WP_W4A8: (0, 0, 0.5, 1.0)}[code]
 
 
 PREFILL_CHUNK = 8192.0   # tokens per forward when prefill runs saturated (batched / chunked)
@@ -228,7 +223,7 @@ def serve(mv, hv, p) -> dict:
     kv_b = kv_elem_bytes(int(p[K.I_KVPREC]))
 
     # ---- memory per rank ----
-    weights = weights_per_rank(mv, p)
+    weights = weights_per_rank(mv, hv, p)
     f_w = max(mv[K.M_FFN], mv[K.M_TOPK] * mv[K.M_FE])
     act = PREFILL_CHUNK * (4.0 * h + 3.0 * f_w / tp) * BF16_BYTES + B / dp * V / tp * 4.0
     kv_tok_rank = per * kv_elems_per_token_layer(mv, tp) * kv_b       # bytes per cached token

@@ -1,0 +1,114 @@
+"""Serving capacity: chips for a request rate under TPOT/TTFT SLOs, optionally with
+prefill/decode disaggregation (separate pools, KV cache shipped between them over the
+scale-out network)."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from estimator.catalog import Catalog, default_catalog
+from estimator.describe import kv_cache_bytes_per_token
+from estimator.errors import InfeasibleError, InputError, SuanliError
+from estimator.inference import KV_CODES, estimate_inference
+from estimator.power import PUE_DEFAULT, cluster_power
+
+
+@dataclass
+class ServePlan:
+    chip: str
+    system: str
+    qps: float
+    disaggregated: bool
+    chips: int
+    replicas: int
+    replica_chips: int
+    prefill_chips: int | None
+    decode_chips: int | None
+    prefill_decode_ratio: float | None
+    plan: dict
+    batch: int
+    ttft_ms: float
+    tpot_ms: float
+    kv_transfer_ms: float | None
+    output_tokens_per_s: float
+    power_mw: float | None
+    power_basis: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def replica_sizes(node: int, ranks_per_chip: int, limit: int = 128) -> list[int]:
+    sizes = [1, 2, 4]
+    n = node
+    while n <= limit:
+        sizes.append(n)
+        n *= 2
+    return sorted(set(s for s in sizes if s <= limit))
+
+
+def _best(model, chip, sizes, cat, **kw):
+    """Smallest chips-per-request-rate over replica sizes: (result, size)."""
+    best, best_eff = None, 0.0
+    errors = []
+    for n in sizes:
+        try:
+            r = estimate_inference(model, chip, chips=n, catalog=cat, **kw)
+        except SuanliError as e:
+            errors.append(f"{n} chips: {e}")
+            continue
+        eff = r.output_tokens_per_s_per_chip if kw.get("phase") != "prefill" else r.input_tokens_per_s_per_chip
+        if eff > best_eff:
+            best, best_eff = (r, n), eff
+    if best is None:
+        raise InfeasibleError("no replica size works: " + (errors[-1] if errors else "no candidates"))
+    return best
+
+
+def serve_size(model, chip, *, qps: float, input_len: int, output_len: int, tpot_slo_ms=None,
+               ttft_slo_ms=None, precision="bf16", kv_precision=None, disaggregate=False,
+               spec_accept=1.0, system=None, pue=PUE_DEFAULT, catalog: Catalog | None = None,
+               max_replica_chips: int = 128) -> ServePlan:
+    if qps is None or qps <= 0:
+        raise InputError(f"--qps must be positive (got {qps})")
+    if output_len is None or output_len <= 0:
+        raise InputError(f"--output-len must be positive for serving (got {output_len})")
+    cat = catalog or default_catalog()
+    c = cat.chip(chip)
+    s = cat.system_for(c, system)
+    sizes = replica_sizes(s.chips_per_node, c.ranks_per_package, max_replica_chips)
+    common = dict(input_len=input_len, precision=precision, kv_precision=kv_precision,
+                  spec_accept=spec_accept, system=s)
+    if not disaggregate:
+        r, n = _best(model, c, sizes, cat, output_len=output_len, tpot_slo_ms=tpot_slo_ms,
+                     ttft_slo_ms=ttft_slo_ms, phase="e2e", **common)
+        rps = r.output_tokens_per_s / output_len
+        replicas = math.ceil(qps / rps)
+        chips = replicas * n
+        pw = cluster_power(c, s, chips, pue)
+        return ServePlan(c.id, s.id, qps, False, chips, replicas, n, None, None, None,
+                         r.plan, r.batch, r.ttft_ms, r.tpot_ms, None,
+                         replicas * r.output_tokens_per_s,
+                         None if pw.facility_w is None else pw.facility_w / 1e6, pw.basis)
+    # prefill pool: saturated prompt throughput; decode pool: generation with KV at I + O/2
+    rp, n_p = _best(model, c, sizes, cat, output_len=0, ttft_slo_ms=ttft_slo_ms, phase="prefill", **common)
+    rd, n_d = _best(model, c, sizes, cat, output_len=output_len, tpot_slo_ms=tpot_slo_ms,
+                    phase="decode", **{**common, "input_len": input_len + output_len // 2})
+    prefill_chips = math.ceil(qps * input_len / (rp.input_tokens_per_s_per_chip * n_p)) * n_p
+    decode_chips = math.ceil(qps * output_len / (rd.output_tokens_per_s_per_chip * n_d)) * n_d
+    m = cat.model(model) if isinstance(model, str) else model
+    kvp = kv_precision or ("fp8" if precision in ("fp8", "fp4") else "bf16")
+    kv_bytes = input_len * kv_cache_bytes_per_token(m, 2.0 if KV_CODES[kvp] == 0 else 1.0)
+    nic = s.scale_out.nic_gbit_per_s_per_chip.value
+    # the prompt's KV leaves the prefill replica over its chips' NICs in parallel
+    kv_ms = kv_bytes / (nic / 8 * 1e9 * n_p) * 1e3 if nic else None
+    chips = prefill_chips + decode_chips
+    pw = cluster_power(c, s, chips, pue)
+    ttft = rp.ttft_ms + (kv_ms or 0.0)
+    if ttft_slo_ms is not None and ttft > ttft_slo_ms:
+        raise InfeasibleError(f"TTFT {ttft:.0f} ms (prefill {rp.ttft_ms:.0f} + KV transfer "
+                              f"{kv_ms or 0:.0f}) exceeds the SLO {ttft_slo_ms:g} ms")
+    return ServePlan(c.id, s.id, qps, True, chips, 0, 0, prefill_chips, decode_chips,
+                     prefill_chips / decode_chips, {"prefill": rp.plan, "decode": rd.plan},
+                     rd.batch, ttft, rd.tpot_ms, kv_ms, qps * output_len,
+                     None if pw.facility_w is None else pw.facility_w / 1e6, pw.basis)
