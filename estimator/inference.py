@@ -206,7 +206,7 @@ def estimate_inference(model, chip, *, chips: int, input_len: int, output_len: i
 
 def _result(m, c, s, chips, phase, p, o, status, hv, counts) -> InferenceResult:
     rpp = c.ranks_per_package
-    acc = p[K.I_SPEC_X100] / 100.0
+    acc = float(p[K.I_SPEC_X100]) / 100.0
     B = int(p[K.I_BATCH])
     out_s = float(o[K.Q_OUT_TOK_S]) if phase == "e2e" else (B * acc / o[K.Q_TPOT] if phase == "decode" else 0.0)
     seq = int(p[K.I_IN] + p[K.I_OUT])

@@ -173,14 +173,26 @@ def compare(
     restart: float = COMMON["restart"], max_chips: int = typer.Option(200_000, "--max-chips"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG bar chart."),
     derate: Optional[list[str]] = typer.Option(None, "--derate"),
+    serve: bool = typer.Option(False, "--serve", help="Compare serving capacity instead of training."),
+    qps: Optional[float] = typer.Option(None, "--qps", help="--serve: requests per second."),
+    input_len: Optional[int] = typer.Option(None, "--input-len", help="--serve: prompt tokens."),
+    output_len: Optional[int] = typer.Option(None, "--output-len", help="--serve: generated tokens."),
+    tpot_slo_ms: Optional[float] = typer.Option(None, "--tpot-slo-ms"),
+    ttft_slo_ms: Optional[float] = typer.Option(None, "--ttft-slo-ms"),
+    disaggregate: bool = typer.Option(False, "--disaggregate"),
     spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt,
 ):
-    """One row per chip: best plan, tokens/s, MFU, days, power, energy, ratio to the first."""
+    """One row per chip: best plan, tokens/s, MFU, days, power, energy, ratio to the first
+    (training), or with --serve: chips and power to serve a request rate under SLOs."""
     from estimator import sizing
 
     names = [c.strip() for c in chips.split(",") if c.strip()]
     if not names:
         raise InputError("--chips: give at least one chip id")
+    if serve:
+        _compare_serve(model, names, qps, input_len, output_len, tpot_slo_ms, ttft_slo_ms,
+                       precision, disaggregate, pue, _cat(spec_dir), as_json)
+        return
     if cluster_chips is not None and cluster_chips <= 0:
         raise InputError(f"--cluster-chips must be positive (got {cluster_chips})")
     if equal_power is not None and equal_power <= 0:
@@ -245,3 +257,44 @@ def sweep(
     if plot is not None:
         from estimator.plot import plot_sweep
         plot_sweep(rows, title, plot)
+
+
+def _compare_serve(model, names, qps, input_len, output_len, tpot, ttft, precision, disagg, pue, cat, as_json):
+    from estimator.errors import SuanliError
+    from estimator.serving import serve_size
+
+    if qps is None or input_len is None or output_len is None:
+        raise InputError("--serve needs --qps, --input-len and --output-len")
+    for n in names:
+        cat.chip(n)
+    rows = []
+    for n in names:
+        c = cat.chip(n)
+        prec = precision
+        if precision == "auto":
+            prec = "fp8" if c.peak("fp8") is not None else ("int8" if c.peak("int8") is not None else "bf16")
+        try:
+            r = serve_size(model, n, qps=qps, input_len=input_len, output_len=output_len,
+                           tpot_slo_ms=tpot, ttft_slo_ms=ttft, precision=prec, disaggregate=disagg,
+                           pue=pue, catalog=cat)
+            rows.append({**r.to_dict(), "fits": True, "why": ""})
+        except SuanliError as e:
+            rows.append({"chip": c.id, "fits": False, "why": str(e), "chips": None})
+    base = rows[0]["chips"] if rows and rows[0]["fits"] else None
+    for r in rows:
+        r["chips_vs_first"] = (r["chips"] / base) if (base and r["fits"]) else None
+    if as_json:
+        emit_json({"question": "compare-serve", "rows": rows})
+        return
+    def plan_s(pl):
+        if "prefill" in pl:
+            return f"prefill [{plan_s(pl['prefill'])}] decode [{plan_s(pl['decode'])}]"
+        return (f"tp{pl['tp']} pp{pl['pp']} ep{pl['ep']} dp{pl['dp']} {pl['precision']}"
+                + (" tbo" if pl.get("two_batch_overlap") else ""))
+
+    view = [{**r, "plan_s": (plan_s(r["plan"]) if r["fits"] else f"infeasible: {r['why']}")} for r in rows]
+    table(f"{model}: serve {qps:g} req/s of {input_len}+{output_len} tokens"
+          + (f", TPOT <= {tpot:g} ms" if tpot else "") + (f", TTFT <= {ttft:g} ms" if ttft else ""),
+          [("chip", "chip"), ("chips", "chips"), ("batch", "batch/replica"), ("tpot_ms", "TPOT ms"),
+           ("ttft_ms", "TTFT ms"), ("power_mw", "power MW"), ("chips_vs_first", "chips x first"),
+           ("plan_s", "plan")], view, digits=2)
