@@ -8,7 +8,7 @@ from numba import njit, prange
 
 from kernels import layout as K
 from kernels.collectives import all_to_all, p2p, rs_or_ag
-from kernels.training import avg_context, gemm_efficiency, model_params
+from kernels.training import avg_context, gemm, model_params
 
 BF16_BYTES = 2.0
 PREFILL_CHUNK = 8192.0
@@ -35,17 +35,6 @@ def precision(hv, code):
 @njit(cache=True, error_model="numpy")
 def kv_elem_bytes(code):
     return 2.0 if code == K.KV_BF16 else 1.0
-
-
-@njit(cache=True, error_model="numpy")
-def gemm(hv, m, n, k, count, peak, lp, w_b, a_b):
-    if m <= 0.0:
-        return 0.0
-    flops = 2.0 * m * n * k * count
-    w = min(n, k)
-    eff = gemm_efficiency(hv, flops * 1e-9) * lp * w / (w + hv[K.H_GEMM_D0])
-    nbytes = count * (m * k * a_b + k * n * w_b + m * n * BF16_BYTES)
-    return max(flops / (peak * eff), nbytes / hv[K.H_HBM_BW]) + hv[K.H_KERNEL_S]
 
 
 @njit(cache=True, error_model="numpy")

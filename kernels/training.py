@@ -36,12 +36,19 @@ def gemm_efficiency(hv, gflop):
 
 
 @njit(cache=True, error_model="numpy")
-def gemm_time(hv, m, n, k, count, peak, lp, in_bytes):
+def gemm(hv, m, n, k, count, peak, lp, w_b, a_b):
+    if m <= 0.0:
+        return 0.0
     flops = 2.0 * m * n * k * count
     w = min(n, k)
     eff = gemm_efficiency(hv, flops * 1e-9) * lp * w / (w + hv[K.H_GEMM_D0])
-    nbytes = count * ((m * k + k * n) * in_bytes + m * n * BF16_BYTES)
+    nbytes = count * (m * k * a_b + k * n * w_b + m * n * BF16_BYTES)
     return max(flops / (peak * eff), nbytes / hv[K.H_HBM_BW]) + hv[K.H_KERNEL_S]
+
+
+@njit(cache=True, error_model="numpy")
+def gemm_time(hv, m, n, k, count, peak, lp, in_bytes):
+    return gemm(hv, m, n, k, count, peak, lp, in_bytes, in_bytes)
 
 
 @njit(cache=True, error_model="numpy")

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 
-from estimator.reference.training import (BF16_BYTES, all_to_all, avg_context, gemm_efficiency,
-                                          model_params, p2p, rs_or_ag)
+from estimator.reference.training import (BF16_BYTES, all_to_all, avg_context, gemm, model_params,
+                                          p2p, rs_or_ag)
 from kernels import layout as K
 
 
@@ -46,17 +46,6 @@ def precision(hv, code: int):
 
 def kv_elem_bytes(code: int) -> float:
     return 2.0 if code == K.KV_BF16 else 1.0
-
-
-def gemm(hv, m, n, k, count, peak, lp, w_b, a_b) -> float:
-    """Roofline GEMM [m,k] x [k,n] with weights of w_b bytes and activations of a_b bytes."""
-    if m <= 0.0:
-        return 0.0
-    flops = 2.0 * m * n * k * count
-    w = min(n, k)
-    eff = gemm_efficiency(hv, flops * 1e-9) * lp * w / (w + hv[K.H_GEMM_D0])
-    nbytes = count * (m * k * a_b + k * n * w_b + m * n * BF16_BYTES)
-    return max(flops / (peak * eff), nbytes / hv[K.H_HBM_BW]) + hv[K.H_KERNEL_S]
 
 
 def kv_elems_per_token_layer(mv, tp: float) -> float:

@@ -46,19 +46,27 @@ def gemm_efficiency(hv, gflop: float) -> float:
     return ys[n - 1]  # pragma: no cover
 
 
-def gemm_time(hv, m: float, n: float, k: float, count: float, peak: float, lp: float,
-              in_bytes: float) -> float:
-    """Roofline time of ``count`` GEMMs [m,k]x[k,n] (DESIGN: max(flops/(peak*eff), bytes/bw)).
+def gemm(hv, m: float, n: float, k: float, count: float, peak: float, lp: float,
+         w_b: float, a_b: float) -> float:
+    """Roofline time of ``count`` GEMMs [m,k] x [k,n] (DESIGN: max(flops/(peak*eff), bytes/bw)).
 
+    Weights are ``w_b`` bytes wide, activations ``a_b``, outputs 16-bit; one launch per batch.
     The efficiency is read at the size of the whole batch of ``count`` GEMMs (grouped GEMM)
-    and scaled down for thin weight matrices (see efficiency.yaml, gemm_narrow_dim);
-    operands are ``in_bytes`` wide, outputs 16-bit; one kernel launch per batch.
+    and scaled down for thin weight matrices (see efficiency.yaml, gemm_narrow_dim).
     """
+    if m <= 0.0:
+        return 0.0
     flops = 2.0 * m * n * k * count
     w = min(n, k)
     eff = gemm_efficiency(hv, flops * 1e-9) * lp * w / (w + hv[K.H_GEMM_D0])
-    nbytes = count * ((m * k + k * n) * in_bytes + m * n * BF16_BYTES)
+    nbytes = count * (m * k * a_b + k * n * w_b + m * n * BF16_BYTES)
     return max(flops / (peak * eff), nbytes / hv[K.H_HBM_BW]) + hv[K.H_KERNEL_S]
+
+
+def gemm_time(hv, m: float, n: float, k: float, count: float, peak: float, lp: float,
+              in_bytes: float) -> float:
+    """Training GEMM: weights and activations at the same width."""
+    return gemm(hv, m, n, k, count, peak, lp, in_bytes, in_bytes)
 
 
 def members_within(block: float, levels) -> float:

@@ -5,16 +5,14 @@ Efficiency parameters (achieved fraction of peak) are NOT here: they live in
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from estimator.specs.common import Sourced, SourcedLink, Strict
+from estimator.specs.common import CatalogEntry, Sourced, SourcedLink, Strict
 
 #: Matmul precisions a chip can list a dense peak for (TFLOP/s; TOP/s for int8).
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
-
-ID_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
 
 
 class PeakTflops(Strict):
@@ -52,13 +50,7 @@ class ScaleOut(Strict):
     nic_gbit_per_s: Sourced
 
 
-class ChipSpec(Strict):
-    id: str = Field(pattern=ID_PATTERN)
-    name: str
-    vendor: str
-    aliases: list[str] = Field(default_factory=list)
-    status: Literal["shipping", "roadmap"] = "shipping"
-    year: Optional[int] = None
+class ChipSpec(CatalogEntry):
     process: Optional[str] = None
     dies_per_package: int = Field(default=1, ge=1)
     #: processes (ranks) the framework runs per package; 2 for Ascend 910C (one per die)
@@ -73,16 +65,6 @@ class ChipSpec(Strict):
     default_system: Optional[str] = None
     export_control: Optional[str] = None
     notes: Optional[str] = None
-
-    @field_validator("aliases")
-    @classmethod
-    def _alias_format(cls, v: list[str]):
-        import re
-
-        for a in v:
-            if not re.match(ID_PATTERN, a):
-                raise ValueError(f"alias '{a}' must be lower-case letters, digits, '.', '-'")
-        return v
 
     @model_validator(mode="after")
     def _ranks_vs_dies(self):

@@ -4,9 +4,12 @@ from __future__ import annotations
 import math
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Confidence = Literal["official", "reported", "estimated"]
+
+#: ids and aliases: lower-case letters, digits, '.', '-' (what users type on the command line)
+ID_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
 
 
 class Strict(BaseModel):
@@ -74,3 +77,28 @@ class SourcedLink(Sourced):
     """A link bandwidth; says whether the figure is per direction or both directions."""
 
     direction: Literal["bidirectional", "unidirectional", "unstated"]
+
+
+def check_aliases(v: list[str]) -> list[str]:
+    import re
+
+    for a in v:
+        if not isinstance(a, str) or not re.match(ID_PATTERN, a):
+            raise ValueError(f"alias {a!r} must be lower-case letters, digits, '.', '-'")
+    return v
+
+
+class CatalogEntry(Strict):
+    """What every hardware catalog entry (chip, system) starts with."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str
+    vendor: str
+    aliases: list[str] = Field(default_factory=list)
+    status: Literal["shipping", "roadmap"] = "shipping"
+    year: Optional[int] = None
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_format(cls, v: list[str]):
+        return check_aliases(v)

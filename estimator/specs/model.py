@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from estimator.specs.common import Strict
-from estimator.specs.chip import ID_PATTERN
+from estimator.specs.common import ID_PATTERN, Strict, check_aliases
 
 
 class MLA(Strict):
@@ -73,6 +72,11 @@ class ModelSpec(Strict):
     published_params_b: Optional[float] = Field(default=None, gt=0)
     published_active_params_b: Optional[float] = Field(default=None, gt=0)
     published_params_source: Optional[str] = None
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_format(cls, v: list[str]):
+        return check_aliases(v)
 
     @model_validator(mode="after")
     def _shape_rules(self):

@@ -5,8 +5,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from estimator.specs.chip import ID_PATTERN
-from estimator.specs.common import Sourced, SourcedLink, Strict
+from estimator.specs.common import CatalogEntry, Sourced, SourcedLink, Strict
 
 
 class ScaleUpDomain(Strict):
@@ -35,13 +34,7 @@ class SystemFact(Strict):
     source: str
 
 
-class SystemSpec(Strict):
-    id: str = Field(pattern=ID_PATTERN)
-    name: str
-    vendor: str
-    aliases: list[str] = Field(default_factory=list)
-    status: Literal["shipping", "roadmap"] = "shipping"
-    year: Optional[int] = None
+class SystemSpec(CatalogEntry):
     chip: str
     chips_per_node: int = Field(ge=1)
     scale_up: ScaleUpDomain
