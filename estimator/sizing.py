@@ -124,7 +124,7 @@ def smallest_meeting(job: JobSpec, chip, target_tokens_per_s: float, system=None
     """Smallest node-multiple count whose best plan reaches ``target_tokens_per_s``."""
     cat = catalog or default_catalog()
     c = cat.chip(chip) if isinstance(chip, str) else chip
-    s = cat.system_for(c, system if isinstance(system, str) or system is None else system.id)
+    s = system if (system is not None and not isinstance(system, str)) else cat.system_for(c, system)
     counts = smooth_counts(s.chips_per_node, max_chips)
     if not counts:
         raise InputError(f"--max-chips {max_chips} is below one {s.id} node ({s.chips_per_node} chips)")
@@ -170,7 +170,7 @@ def fastest_under_power(job: JobSpec, chip, budget_mw: float, system=None, catal
         raise InputError(f"--power-budget-mw must be positive (got {budget_mw:g})")
     cat = catalog or default_catalog()
     c = cat.chip(chip) if isinstance(chip, str) else chip
-    s = cat.system_for(c, system if isinstance(system, str) or system is None else system.id)
+    s = system if (system is not None and not isinstance(system, str)) else cat.system_for(c, system)
     one = cluster_power(c, s, s.chips_per_node, job.pue)
     if one.facility_w is None:
         raise InfeasibleError(f"power of {c.id} is unknown: {one.basis}")
@@ -194,6 +194,13 @@ def with_ratios(rows: list[ClusterRow], job: JobSpec) -> list[ClusterRow]:
     return rows
 
 
+def split_chip_system(name: str, cat: Catalog):
+    """'ascend-910c@atlas-800i-a3' -> (chip spec, 'atlas-800i-a3'); plain ids use the default
+    system. Lets one compare the same chip in a supernode and in ordinary nodes."""
+    chip, _, system = name.partition("@")
+    return cat.chip(chip.strip()), (system.strip() or None)
+
+
 def compare(job: JobSpec, chips: list[str], *, cluster_chips: int | None = None,
             equal_power_mw: float | None = None, days: float | None = None,
             catalog: Catalog | None = None, max_chips: int = MAX_CHIPS_DEFAULT,
@@ -206,21 +213,21 @@ def compare(job: JobSpec, chips: list[str], *, cluster_chips: int | None = None,
     cat = catalog or default_catalog()
     rows = []
     for i, name in enumerate(chips):
-        c = cat.chip(name)
+        c, sys_name = split_chip_system(name, cat)
+        s = cat.system_for(c, sys_name)
         if cluster_chips is not None:
-            s = cat.system_for(c, None)
             n = math.ceil(cluster_chips / s.chips_per_node) * s.chips_per_node
             row = evaluate_cluster(job, c, n, s, cat)
         elif equal_power_mw is not None:
             try:
-                row, _ = fastest_under_power(job, c, equal_power_mw, None, cat)
+                row, _ = fastest_under_power(job, c, equal_power_mw, s, cat)
             except InfeasibleError as e:
-                row = ClusterRow(chip=c.id, system=c.default_system or "", chips=0, nodes=0, fits=False, why=str(e))
+                row = ClusterRow(chip=c.id, system=s.id, chips=0, nodes=0, fits=False, why=str(e))
         else:
             try:
-                row, _ = size_for_time(job, c, days, None, cat, max_chips)
+                row, _ = size_for_time(job, c, days, s, cat, max_chips)
             except InfeasibleError as e:
-                row = ClusterRow(chip=c.id, system=c.default_system or "", chips=0, nodes=0, fits=False, why=str(e))
+                row = ClusterRow(chip=c.id, system=s.id, chips=0, nodes=0, fits=False, why=str(e))
         rows.append(row)
         if progress:
             progress(i + 1, len(chips))

@@ -158,3 +158,13 @@ def test_sizing_bad_flags(args, fragment):
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], r.stderr
+
+
+def test_supernode_vs_nodes_with_chip_at_system():
+    """Same chip, CloudMatrix-384 vs 8-chip A3 nodes: the bigger scale-up domain keeps the
+    expert all-to-all on the UB fabric and must not be slower."""
+    job = sizing.JobSpec(model="deepseek-v3", gbs=1536, seq_len=4096)
+    rows = sizing.compare(job, ["ascend-910c@cloudmatrix-384", "ascend-910c@atlas-800i-a3"],
+                          cluster_chips=384, catalog=CAT)
+    assert [r.system for r in rows] == ["cloudmatrix-384", "atlas-800i-a3"]
+    assert rows[0].tokens_per_s >= rows[1].tokens_per_s

@@ -164,7 +164,7 @@ def size(
 @app.command()
 def compare(
     model: str = typer.Option(..., "--model"),
-    chips: str = typer.Option(..., "--chips", help="Comma-separated chip ids; the first is the reference."),
+    chips: str = typer.Option(..., "--chips", help="Comma-separated chip ids, optionally CHIP@SYSTEM; the first is the reference."),
     cluster_chips: Optional[int] = typer.Option(None, "--cluster-chips", help="Same chip count for every chip."),
     equal_power: Optional[float] = typer.Option(None, "--equal-power", help="Same facility power, MW."),
     tokens: Optional[str] = typer.Option(None, "--tokens"), days: Optional[float] = typer.Option(None, "--days"),
@@ -201,8 +201,9 @@ def compare(
         raise InputError("--days needs --tokens")
     job = _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate)
     cat = _cat(spec_dir)
-    for n in names:
-        cat.chip(n)  # unknown ids fail before any work
+    for n in names:   # unknown ids fail before any work
+        c, sys_name = sizing.split_chip_system(n, cat)
+        cat.system_for(c, sys_name)
     with _progress() as prog:
         task = prog.add_task("comparing", total=len(names))
         rows = sizing.compare(job, names, cluster_chips=cluster_chips, equal_power_mw=equal_power,
