@@ -9,7 +9,6 @@ machines are noisy. JIT compilation happens before any timed region.
 import time
 
 import numpy as np
-import pytest
 
 from estimator.catalog import Catalog
 from estimator.packing import pack_model

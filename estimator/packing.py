@@ -103,9 +103,11 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
     cap = chip.hbm_gb
     bw = chip.hbm_gb_per_s
     if cap is None:
-        raise SpecError(chip.id, "memory.capacity_gb", "unknown (null): cannot estimate memory fit")
+        raise SpecError(chip.id, "memory.capacity_gb", "unknown (null) in the catalog: cannot estimate "
+                        "memory fit; give a sourced value in a user spec (--spec-dir)")
     if bw is None:
-        raise SpecError(chip.id, "memory.bandwidth_gb_per_s", "unknown (null): cannot estimate speed")
+        raise SpecError(chip.id, "memory.bandwidth_gb_per_s", "unknown (null) in the catalog: cannot "
+                        "estimate speed; give a sourced value in a user spec (--spec-dir)")
     cap_rank = cap * ov["hbm_capacity"] / rpp
     hv[K.H_HBM_BYTES] = max(0.0, cap_rank - eff.memory_reserve_gb) * 1e9
     hv[K.H_HBM_TOTAL] = cap_rank * 1e9

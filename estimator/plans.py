@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from estimator.errors import PlanError
-from estimator.packing import PREC_CODES, RECOMPUTE_CODES
+from estimator.packing import PREC_CODES
 from estimator.specs import ModelSpec
 from kernels import layout as K
 

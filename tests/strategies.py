@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from estimator.catalog import Catalog
-from estimator.packing import pack_hardware, pack_model
+from estimator.packing import pack_hardware
 from estimator.specs import ModelSpec
 from kernels import layout as K
 

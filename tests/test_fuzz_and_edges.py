@@ -1,8 +1,8 @@
 """Fuzzed loaders (no exception but our typed errors escapes) and numbers at the edges."""
+import csv
 import math
 import string
 
-import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -58,7 +58,9 @@ cells = st.one_of(st.just(""), st.text(string.printable.replace(",", "").replace
 @given(st.lists(st.lists(cells, min_size=21, max_size=21), min_size=1, max_size=3))
 def test_fuzz_validation_csv(tmp_path, rows):
     p = tmp_path / "fuzz.csv"
-    p.write_text(HEADER + "\n" + "\n".join(",".join(r) for r in rows) + "\n")
+    with open(p, "w", newline="") as f:    # csv.writer quotes cells with quotes or commas
+        f.write(HEADER + "\n")
+        csv.writer(f).writerows(rows)
     try:
         rep = validate_file(p)
     except SuanliError:

@@ -1,6 +1,5 @@
 """Inference: kernel vs reference, properties, closed forms, CLI and bad input."""
 import json
-import math
 import subprocess
 import sys
 

@@ -13,7 +13,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as _cx
 
 from estimator.catalog import Catalog
-from estimator.cli.render import console, emit_json, fmt, kv, table
+from estimator.cli.render import console, emit_json, kv, table
 from estimator.describe import chip_summary, model_summary, sourced_rows, system_summary
 from estimator.errors import InputError, SpecError, SuanliError
 from estimator.specs import ChipSpec, ModelSpec, SystemSpec

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from estimator.cli.app import JsonOpt, SpecDirOpt, _cat, app
-from estimator.cli.render import console, emit_json, fmt, kv, table
+from estimator.cli.render import console, emit_json, kv, table
 from estimator.errors import InputError
 from estimator.goodput import DEFAULT_CKPT_GB_PER_S_PER_NODE, DEFAULT_MTBF_CHIP_H, DEFAULT_RESTART_S
 from estimator.power import PUE_DEFAULT

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from estimator.cli.app import JsonOpt, SpecDirOpt, _cat, app
-from estimator.cli.render import console, emit_json, fmt, kv, table
+from estimator.cli.render import console, emit_json, kv, table
 from estimator.errors import InputError
 from estimator.units import parse_count, parse_derate
 

@@ -524,7 +524,6 @@ def train_step(mv, hv, p) -> dict:
               + n_moe_r * (dense_per_layer + pr["router"] + pr["shared"]))
     p_dense_rank = (nonexp + embed_part) / tp
     p_exp_rank = n_moe_r * mv[K.M_EXPERTS] * pr["expert"] / (ep * tp)
-    p_rank = p_dense_rank + p_exp_rank
     dp_dense = dp * cp                          # ranks holding the same dense weights
     dp_exp = dp * cp / ep                       # ranks holding the same expert weights
 
