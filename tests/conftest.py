@@ -1,8 +1,16 @@
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 DATA = Path(__file__).parent / "data"
+
+# CI replays a fixed set of generated examples (derandomize) so that a landing never depends on
+# luck; local runs keep exploring new examples and remember failures in .hypothesis/.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)
