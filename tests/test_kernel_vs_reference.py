@@ -54,3 +54,24 @@ def test_parallel_kernel_equals_serial():
     evaluate_training(mv, hv, P, a, sa)
     evaluate_training_parallel(mv, hv, P, b, sb)
     assert np.array_equal(a, b) and np.array_equal(sa, sb)
+
+
+def test_memo_never_changes_an_answer():
+    """The kernel reuses layer-level results between consecutive plans; shuffling the plans
+    (other neighbours) or evaluating each plan alone must give bit-identical outputs."""
+    from estimator.catalog import Catalog
+    from estimator.plans import Workload, enumerate_plans
+
+    for name in ("llama3-70b", "deepseek-v3"):
+        m = Catalog(use_env=False).model(name)
+        P = enumerate_plans(m, Workload(256, 512, 4096), {}, ["bf16", "fp8"])
+        mv, hv = pack_model(m), hardware("h800")
+        a, sa = new_outputs(len(P))
+        evaluate_training(mv, hv, P, a, sa)
+        perm = np.random.default_rng(0).permutation(len(P))
+        b, sb = new_outputs(len(P))
+        evaluate_training(mv, hv, P[perm], b, sb)
+        assert np.array_equal(a[perm], b) and np.array_equal(sa[perm], sb)
+        c, sc = new_outputs(len(P))
+        evaluate_training_parallel(mv, hv, P, c, sc, block=1)
+        assert np.array_equal(a, c) and np.array_equal(sa, sc)
