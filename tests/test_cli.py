@@ -40,6 +40,8 @@ def test_chip_json_has_sources():
     assert f["peak_tflops.bf16"]["value"] == 148
     assert f["peak_tflops.bf16"]["confidence"] == "official"
     assert f["peak_tflops.bf16"]["source"]
+    assert d["efficiency"]["class"] == "nvidia-hopper" and d["efficiency"]["basis"]
+    assert 0 < d["efficiency"]["parameters"]["hbm"] <= 1
 
 
 TRAIN = ["train", "--model", "llama3-8b", "--chip", "h100", "--chips", "16", "--gbs", "64",

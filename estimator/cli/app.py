@@ -64,11 +64,19 @@ def chip(chip_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optional[li
     cat = _cat(spec_dir)
     c = cat.chip(chip_id)
     rows = sourced_rows(c)
+    eff = cat.efficiency()
+    cls, params = eff.for_chip(c.id)
+    effd = {"class": cls, "basis": eff.classes[cls].basis, "fitted": eff.classes[cls].fitted,
+            "parameters": params.model_dump()}
     if as_json:
-        emit_json({"id": c.id, "summary": chip_summary(c, cat), "fields": rows})
+        emit_json({"id": c.id, "summary": chip_summary(c, cat), "fields": rows, "efficiency": effd})
     else:
         table(f"{c.name} ({c.id})", [("field", "field"), ("value", "value"), ("confidence", "confidence"),
                                        ("source", "source"), ("note", "note")], rows, digits=2)
+        console.print(f"efficiency class '{cls}' (hwspecs/efficiency.yaml; not datasheet facts): "
+                      f"{' '.join(effd['basis'].split())}")
+        if effd["fitted"]:
+            console.print(f"fitted to public runs: {', '.join(effd['fitted'])}")
 
 
 @app.command()
