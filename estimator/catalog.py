@@ -135,9 +135,9 @@ class Catalog:
         return self.get("model", name)
 
     def system_for(self, chip: ChipSpec, system: str | None) -> SystemSpec:
-        """The named system, or the chip's default one; checks that the chip matches."""
+        """The named system, or the chip's default one. Any chip may be placed in any system
+        (a what-if); training results note when the system normally holds another chip."""
         if system:
-            # any chip may be placed in any system (a what-if); results note the mismatch
             return self.system(system)
         if not chip.default_system:
             raise SpecError(self.origin("chip", chip.id) or chip.id, "default_system",

@@ -91,9 +91,14 @@ def read_rows(path: str | Path) -> tuple[list[dict], list[str]]:
     return rows, cols
 
 
+def _model_ref(r: dict, base: Path) -> str:
+    """A catalog id, or a YAML path resolved relative to the CSV's folder (schema)."""
+    ref = r["model"].strip()
+    return str(base / ref) if ref.endswith((".yaml", ".yml")) else ref
+
+
 def _train_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
-    model_ref = r["model"].strip()
-    model = str(base / model_ref) if model_ref.endswith((".yaml", ".yml")) else model_ref
+    model = _model_ref(r, base)
     chip = r["chip"].strip()
     metric = r["metric"].strip()
     if metric not in TRAIN_METRICS:
@@ -123,8 +128,7 @@ def _opt_float(r: dict, key: str, rowno: int):
 def _infer_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
     from estimator.inference import estimate_inference
 
-    model_ref = r["model"].strip()
-    model = str(base / model_ref) if model_ref.endswith((".yaml", ".yml")) else model_ref
+    model = _model_ref(r, base)
     metric = r["metric"].strip()
     if metric not in INFER_METRICS:
         raise InputError(f"row {rowno}: unknown metric '{metric}' (known: {', '.join(INFER_METRICS)})")

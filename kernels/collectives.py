@@ -20,6 +20,14 @@ def members_within(block, s1, n1, s2, n2):
 
 
 @njit(cache=True, error_model="numpy")
+def tier_sizes(hv, s1, n1, s2, n2):
+    """(members in a package, extra factor inside the domain, members in the domain)."""
+    n_pkg = members_within(hv[K.H_RANKS_PKG], s1, n1, s2, n2)
+    n_dom = members_within(hv[K.H_DOMAIN], s1, n1, s2, n2)
+    return n_pkg, n_dom / n_pkg, n_dom
+
+
+@njit(cache=True, error_model="numpy")
 def mesh_factor(hv, g_dom):
     if hv[K.H_MESH] < 0.5:
         return 1.0
@@ -42,10 +50,7 @@ def ring_phase(g, nbytes, bw, lat):
 def rs_or_ag(hv, nbytes, n, s1, n1, s2, n2):
     if n <= 1.0:
         return 0.0
-    n_pkg = members_within(hv[K.H_RANKS_PKG], s1, n1, s2, n2)
-    n_dom = members_within(hv[K.H_DOMAIN], s1, n1, s2, n2)
-    g0 = n_pkg
-    g1 = n_dom / n_pkg
+    g0, g1, n_dom = tier_sizes(hv, s1, n1, s2, n2)
     g2 = n / n_dom
     t = ring_phase(g0, nbytes, hv[K.H_BW_DIE], hv[K.H_LAT_DIE])
     t += ring_phase(g1, nbytes / g0, hv[K.H_BW_UP] * mesh_factor(hv, g1), hv[K.H_LAT_UP])
@@ -66,10 +71,7 @@ def _div(a, b):
 def all_to_all(hv, nbytes, n, s1, n1, s2, n2):
     if n <= 1.0:
         return 0.0
-    n_pkg = members_within(hv[K.H_RANKS_PKG], s1, n1, s2, n2)
-    n_dom = members_within(hv[K.H_DOMAIN], s1, n1, s2, n2)
-    g0 = n_pkg
-    g1 = n_dom / n_pkg
+    g0, g1, n_dom = tier_sizes(hv, s1, n1, s2, n2)
     t = 0.0
     lat = hv[K.H_LAT_DIE]
     if g0 > 1.0:

@@ -32,6 +32,12 @@ def _cat(spec_dir: Optional[list[Path]]) -> Catalog:
 
 
 # ---------------------------------------------------------------- catalog listings
+def _fields_table(title: str, rows: list[dict]) -> None:
+    """Every field of a spec with its value, confidence, source and note."""
+    table(title, [("field", "field"), ("value", "value"), ("confidence", "confidence"),
+                  ("source", "source"), ("note", "note")], rows, digits=2)
+
+
 CHIP_COLUMNS = [("id", "id"), ("vendor", "vendor"), ("year", "year"), ("bf16_tflops", "BF16 TFLOP/s"),
                 ("fp8_tflops", "FP8 TFLOP/s"), ("hbm_gb", "HBM GB"), ("hbm_tb_per_s", "HBM TB/s"),
                 ("scale_up_gb_per_s", "scale-up GB/s"), ("scale_up_domain", "domain"),
@@ -71,8 +77,7 @@ def chip(chip_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optional[li
     if as_json:
         emit_json({"id": c.id, "summary": chip_summary(c, cat), "fields": rows, "efficiency": effd})
     else:
-        table(f"{c.name} ({c.id})", [("field", "field"), ("value", "value"), ("confidence", "confidence"),
-                                       ("source", "source"), ("note", "note")], rows, digits=2)
+        _fields_table(f"{c.name} ({c.id})", rows)
         console.print(f"efficiency class '{cls}' (hwspecs/efficiency.yaml; not datasheet facts): "
                       f"{' '.join(effd['basis'].split())}")
         if effd["fitted"]:
@@ -102,8 +107,7 @@ def system(system_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optiona
     if as_json:
         emit_json({"id": s.id, "summary": system_summary(s), "fields": rows})
     else:
-        table(f"{s.name} ({s.id})", [("field", "field"), ("value", "value"), ("confidence", "confidence"),
-                                       ("source", "source"), ("note", "note")], rows, digits=2)
+        _fields_table(f"{s.name} ({s.id})", rows)
 
 
 @app.command()
