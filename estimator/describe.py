@@ -65,7 +65,7 @@ def sourced_rows(spec: BaseModel, prefix: str = "") -> list[dict]:
 
 def model_summary(m: ModelSpec) -> dict:
     from estimator.packing import pack_model
-    from estimator.reference.training import model_params
+    from kernels.model import model_params
 
     pr = model_params(pack_model(m))
     kv_bytes = kv_cache_bytes_per_token(m, 2.0)
@@ -74,7 +74,7 @@ def model_summary(m: ModelSpec) -> dict:
         "heads": m.heads, "kv_heads": m.kv_heads, "ffn_act": m.ffn_act, "vocab": m.vocab,
         "attention": "mla" if m.attention else ("mha" if m.kv_heads == m.heads else "gqa"),
         "moe": None if m.moe is None else m.moe.model_dump(),
-        "params_b": pr["total"] / 1e9, "active_params_b": pr["active"] / 1e9,
+        "params_b": pr[8] / 1e9, "active_params_b": pr[9] / 1e9,
         "kv_cache_bytes_per_token_bf16": kv_bytes,
         "published_params_b": m.published_params_b,
         "published_active_params_b": m.published_active_params_b,

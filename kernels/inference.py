@@ -8,7 +8,8 @@ from numba import njit, prange
 
 from kernels import layout as K
 from kernels.collectives import all_to_all, p2p, rs_or_ag
-from kernels.training import avg_context, gemm, model_params
+from kernels.gemm import gemm
+from kernels.model import avg_context, model_params
 
 BF16_BYTES = 2.0
 PREFILL_CHUNK = 8192.0

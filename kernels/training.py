@@ -12,54 +12,11 @@ from numba import njit, prange
 
 from kernels import layout as K
 from kernels.collectives import all_to_all, p2p, rs_or_ag
+from kernels.gemm import gemm_time
+from kernels.model import avg_context, hardware_flops_per_token, model_flops_per_token, model_params
 
 BF16_BYTES = 2.0
 FP32_BYTES = 4.0
-
-
-@njit(cache=True, error_model="numpy")
-def gemm_efficiency(hv, gflop):
-    n = int(hv[K.H_NCURVE])
-    x = math.log10(max(gflop, 1e-12))
-    if x <= hv[K.H_CURVE_X]:
-        return hv[K.H_CURVE_Y]
-    if x >= hv[K.H_CURVE_X + n - 1]:
-        return hv[K.H_CURVE_Y + n - 1]
-    for i in range(1, n):
-        x1 = hv[K.H_CURVE_X + i]
-        if x <= x1:
-            x0 = hv[K.H_CURVE_X + i - 1]
-            y0 = hv[K.H_CURVE_Y + i - 1]
-            w = (x - x0) / (x1 - x0)
-            return y0 + w * (hv[K.H_CURVE_Y + i] - y0)
-    return hv[K.H_CURVE_Y + n - 1]
-
-
-@njit(cache=True, error_model="numpy")
-def gemm(hv, m, n, k, count, peak, lp, w_b, a_b):
-    if m <= 0.0:
-        return 0.0
-    flops = 2.0 * m * n * k * count
-    w = min(n, k)
-    eff = gemm_efficiency(hv, flops * 1e-9) * lp * w / (w + hv[K.H_GEMM_D0])
-    nbytes = count * (m * k * a_b + k * n * w_b + m * n * BF16_BYTES)
-    return max(flops / (peak * eff), nbytes / hv[K.H_HBM_BW]) + hv[K.H_KERNEL_S]
-
-
-@njit(cache=True, error_model="numpy")
-def gemm_time(hv, m, n, k, count, peak, lp, in_bytes):
-    return gemm(hv, m, n, k, count, peak, lp, in_bytes, in_bytes)
-
-
-@njit(cache=True, error_model="numpy")
-def avg_context(seq, window, causal):
-    if not causal:
-        if window <= 0.0 or window >= seq:
-            return seq
-        return window
-    if window <= 0.0 or window >= seq:
-        return (seq + 1.0) / 2.0
-    return (window * (window + 1.0) / 2.0 + (seq - window) * window) / seq
 
 
 @njit(cache=True, error_model="numpy")
@@ -67,74 +24,6 @@ def _gcd(a, b):
     while b:
         a, b = b, a % b
     return a
-
-
-@njit(cache=True, error_model="numpy")
-def model_params(mv):
-    """(attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active)"""
-    h = mv[K.M_HIDDEN]
-    a = mv[K.M_HEADS]
-    kv = mv[K.M_KV_HEADS]
-    dqk = mv[K.M_DQK]
-    dv = mv[K.M_DV]
-    glu = 3.0 if mv[K.M_ACT] == K.ACT_SWIGLU else 2.0
-    if mv[K.M_MLA] > 0.5:
-        ql = mv[K.M_Q_LORA]
-        kvl = mv[K.M_KV_LORA]
-        rope = mv[K.M_ROPE]
-        if ql > 0:
-            q = h * ql + ql * a * dqk + ql
-        else:
-            q = h * a * dqk
-        attn = q + h * (kvl + rope) + kvl + kvl * a * ((dqk - rope) + dv) + a * dv * h
-    else:
-        attn = h * a * dqk + 2.0 * h * kv * dqk + a * dv * h
-    dense_mlp = glu * h * mv[K.M_FFN]
-    expert = glu * h * mv[K.M_FE]
-    shared = mv[K.M_SHARED] * glu * h * mv[K.M_FS]
-    router = h * mv[K.M_EXPERTS] if mv[K.M_N_MOE] > 0 else 0.0
-    norms = 2.0 * h
-    n_moe = mv[K.M_N_MOE]
-    n_dense = mv[K.M_N_DENSE]
-    embed = mv[K.M_VOCAB] * h
-    out_layer = 0.0 if mv[K.M_TIED] > 0.5 else embed
-    total = (n_dense * (attn + dense_mlp + norms)
-             + n_moe * (attn + norms + router + shared + mv[K.M_EXPERTS] * expert)
-             + embed + out_layer + h)
-    active = (n_dense * (attn + dense_mlp + norms)
-              + n_moe * (attn + norms + router + shared + mv[K.M_TOPK] * expert)
-              + embed + out_layer + h)
-    return attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active
-
-
-@njit(cache=True, error_model="numpy")
-def model_flops_per_token(mv, seq):
-    attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
-    L = mv[K.M_LAYERS]
-    matmul = active - embed - L * norms - mv[K.M_HIDDEN] + (embed if mv[K.M_TIED] > 0.5 else 0.0)
-    a = mv[K.M_HEADS]
-    dd = mv[K.M_DQK] + mv[K.M_DV]
-    fs = mv[K.M_FRAC_SLIDING]
-    ctx = (1.0 - fs) * avg_context(seq, 0.0, False) + fs * avg_context(seq, mv[K.M_WINDOW], False)
-    return 6.0 * matmul + 6.0 * L * a * dd * ctx
-
-
-@njit(cache=True, error_model="numpy")
-def hardware_flops_per_token(mv, seq, rc):
-    attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
-    L = mv[K.M_LAYERS]
-    matmul = active - embed - L * norms - mv[K.M_HIDDEN] - out_layer
-    a = mv[K.M_HEADS]
-    dd = mv[K.M_DQK] + mv[K.M_DV]
-    fs = mv[K.M_FRAC_SLIDING]
-    ctx = (1.0 - fs) * avg_context(seq, 0.0, True) + fs * avg_context(seq, mv[K.M_WINDOW], True)
-    core_fwd = 2.0 * L * a * dd * ctx
-    tot = 6.0 * (matmul + embed) + 3.5 * core_fwd
-    if rc == K.RC_FULL:
-        tot += 2.0 * matmul + core_fwd
-    elif rc == K.RC_SELECTIVE:
-        tot += core_fwd
-    return tot
 
 
 @njit(cache=True, error_model="numpy")
@@ -577,7 +466,7 @@ def train_one(mv, hv, p, o, c):
     if c[C_FKEY] != seq:
         c[C_MFT] = model_flops_per_token(mv, seq)
         for r in range(3):
-            c[C_HFT + r] = hardware_flops_per_token(mv, seq, r)
+            c[C_HFT + r] = hardware_flops_per_token(mv, seq, r, 1.0)
         c[C_FKEY] = seq
     o[K.O_MODEL_FLOPS_TOK] = c[C_MFT]
     if rc == K.RC_FULL:
