@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from estimator.errors import SpecError, UnknownIdError
-from estimator.specs import ChipSpec, EfficiencyFile, ModelSpec, SystemSpec
+from estimator.specs import ChipSpec, EfficiencyFile, ModelSpec, StackFile, StackSpec, SystemSpec
 from estimator.yamlio import load_spec
 
 T = TypeVar("T")
@@ -82,6 +82,7 @@ class Catalog:
         self.user_dirs = dirs
         self._layers: dict[str, list[_Index]] = {}
         self._eff: EfficiencyFile | None = None
+        self._stacks: StackFile | None = None
 
     # -- loading -----------------------------------------------------------------------
     def _indexes(self, kind: str) -> list[_Index]:
@@ -154,6 +155,31 @@ class Catalog:
                     break
             self._eff = load_spec(EfficiencyFile, path)
         return self._eff
+
+    # -- software stacks ------------------------------------------------------------------
+    def stacks(self) -> StackFile:
+        """hwspecs/stacks.yaml, or the first user folder's stacks.yaml (replaces it whole)."""
+        if self._stacks is None:
+            path = builtin_dir() / "stacks.yaml"
+            for d in self.user_dirs:
+                if (d / "stacks.yaml").is_file():
+                    path = d / "stacks.yaml"
+                    break
+            self._stacks = load_spec(StackFile, path)
+        return self._stacks
+
+    def stack(self, name: str | None, eff_class: str) -> tuple[str, StackSpec]:
+        """(id, spec) of a training stack by id or alias; None = the default for the class."""
+        sf = self.stacks()
+        sid = name if name else sf.default_for(eff_class)
+        try:
+            rid, spec = sf.resolve(sid)
+        except KeyError:
+            close = difflib.get_close_matches(sid.lower(), sf.names(), n=3, cutoff=0.5)
+            raise UnknownIdError("stack", sid, close) from None
+        if spec.training is None:
+            raise SpecError("stacks", rid, "is not a training stack")
+        return rid, spec
 
 
 _default: Catalog | None = None

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from estimator.errors import SpecError
-from estimator.specs import ChipSpec, EfficiencySpec, ModelSpec, SystemSpec
+from estimator.specs import ChipSpec, EfficiencySpec, ModelSpec, StackSpec, SystemSpec
 from kernels import layout as K
 
 PREC_CODES = {"bf16": K.PREC_BF16, "fp16": K.PREC_FP16, "fp8": K.PREC_FP8, "fp4": K.PREC_FP4}
@@ -154,3 +154,28 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
         hv[K.H_CURVE_X + i] = math.log10(x)
         hv[K.H_CURVE_Y + i] = y
     return hv
+
+
+ATTN_CODES = {"unfused": K.ATTN_UNFUSED, "flash2": K.ATTN_FLASH2, "flash3": K.ATTN_FLASH3}
+
+
+def pack_stack(stack: StackSpec) -> np.ndarray:
+    """Training-stack vector (kernels.layout S_*) from a stack spec's feature flags."""
+    if stack.training is None:
+        raise SpecError("stacks", stack.name, "is not a training stack")
+    f, pr = stack.training.features, stack.training.params
+    sv = np.zeros(K.S_SIZE)
+    sv[K.S_SP] = float(f.sequence_parallel)
+    sv[K.S_TP_OVERLAP] = float(f.tp_comm_overlap)
+    sv[K.S_GRAD_OVERLAP] = float(f.overlap_grad_reduce)
+    sv[K.S_PARAM_OVERLAP] = float(f.overlap_param_gather)
+    sv[K.S_P2P_OVERLAP] = float(f.p2p_comm_overlap)
+    sv[K.S_DEDUP] = float(f.moe_dispatcher == "deepep")
+    sv[K.S_GROUPED_GEMM] = float(f.grouped_gemm)
+    sv[K.S_ATTN] = ATTN_CODES[f.attention]
+    sv[K.S_FUSED] = float(f.fused_elementwise)
+    sv[K.S_ZERO2_PER_MB] = float(f.zero2_reduce_per_microbatch)
+    sv[K.S_MOE_CV] = pr.moe_load_cv
+    sv[K.S_BUCKET] = pr.grad_bucket_params
+    sv[K.S_GRAD_BYTES] = pr.main_grad_bytes
+    return sv

@@ -70,6 +70,27 @@ H_CURVE_MAX = 8
 H_CURVE_Y = H_CURVE_X + H_CURVE_MAX
 H_SIZE = H_CURVE_Y + H_CURVE_MAX
 
+# ---- stack vector (float64): software features of the training framework -----------------
+# (hwspecs/stacks.yaml; feature flags are 0/1, codes as named)
+S_SP = 0              # sequence parallelism (TP traffic as RS/AG, activations split over TP)
+S_TP_OVERLAP = 1      # TP collectives pipelined with the adjacent GEMMs
+S_GRAD_OVERLAP = 2    # DP gradient reduction overlapped with backward
+S_PARAM_OVERLAP = 3   # distributed-optimizer parameter all-gather overlapped with forward
+S_P2P_OVERLAP = 4     # pipeline send/recv overlapped with compute
+S_DEDUP = 5           # MoE dispatch sends one copy per remote node (DeepEP style)
+S_GROUPED_GEMM = 6    # experts as one grouped GEMM
+S_ATTN = 7            # ATTN_* code
+S_FUSED = 8           # fused elementwise kernels
+S_ZERO2_PER_MB = 9    # ZeRO-2 reduce-scatters gradients every micro-batch
+S_MOE_CV = 10         # coefficient of variation of tokens per expert
+S_BUCKET = 11         # DDP bucket size, parameters
+S_GRAD_BYTES = 12     # bytes per parameter of the main-gradient buffer
+S_SIZE = 13
+
+ATTN_UNFUSED = 0
+ATTN_FLASH2 = 1
+ATTN_FLASH3 = 2
+
 # ---- plan matrix (int64), one row per plan ------------------------------------------------
 P_TP = 0
 P_PP = 1

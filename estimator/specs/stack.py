@@ -1,0 +1,146 @@
+"""Software stacks: what the training framework can do, as feature flags (not speed factors).
+
+A stack declares which overlaps, fusions, kernels and ZeRO stages exist in the software that
+ran (or will run) a job. Hardware efficiencies stay in the chip class (efficiency.yaml); the
+stack only switches mechanisms on or off. ``params`` holds the few numbers that describe the
+software's behaviour rather than the hardware (MoE routing balance, DDP bucket size), each with
+its basis, and ``fitted`` names those the calibration program may fit.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from estimator.specs.common import ID_PATTERN, Strict, check_aliases
+
+TRAIN_PRECISIONS = ("bf16", "fp16", "fp8", "fp4")
+
+
+class TrainingFeatures(Strict):
+    #: Megatron sequence parallelism (Korthikanti et al. 2022): TP traffic as reduce-scatter /
+    #: all-gather and the non-GEMM activations split over TP; without it, all-reduce and
+    #: replicated norm/dropout activations
+    sequence_parallel: bool
+    #: recompute of the attention core only (Korthikanti et al. 2022)
+    selective_recompute: bool
+    #: full recompute of some of a rank's layers (Megatron --recompute-num-layers)
+    partial_recompute: bool
+    #: ZeRO stages the stack implements (1 = distributed optimizer, 3 = FSDP)
+    zero_stages: list[int]
+    #: ZeRO-2 as in DeepSpeed: gradients reduce-scattered every micro-batch into a shard
+    zero2_reduce_per_microbatch: bool = True
+    #: interleaved 1F1B (virtual pipeline stages)
+    interleaved_pipeline: bool
+    #: data-parallel gradient reduce-scatter/all-reduce bucketed and overlapped with backward
+    overlap_grad_reduce: bool
+    #: distributed-optimizer parameter all-gather overlapped with the next forward
+    overlap_param_gather: bool
+    #: TP collectives pipelined with the adjacent GEMMs (TE userbuffers; MindSpeed MC2)
+    tp_comm_overlap: bool
+    #: pipeline send/recv overlapped with compute
+    p2p_comm_overlap: bool
+    #: MoE all-to-all of one micro-batch overlapped with another micro-batch's compute
+    ep_comm_overlap: bool
+    #: alltoall (every routed copy travels) or deepep (one copy per remote node, forwarded
+    #: inside the node; DeepSeek-V3 sec. 3.2.2)
+    moe_dispatcher: Literal["alltoall", "deepep"]
+    #: experts run as one grouped GEMM (else a loop of per-expert GEMMs)
+    grouped_gemm: bool
+    #: attention kernel: unfused (scores materialised, fused softmax), flash2 (FlashAttention-2
+    #: class), flash3 (FlashAttention-3 / cuDNN class, Hopper and later)
+    attention: Literal["unfused", "flash2", "flash3"]
+    #: fused norm / rope / activation / bias-dropout-add kernels
+    fused_elementwise: bool
+    #: matmul precisions the stack trains in
+    precisions: list[str]
+
+    @field_validator("zero_stages")
+    @classmethod
+    def _zeros(cls, v: list[int]):
+        if not v or any(z not in (0, 1, 2, 3) for z in v):
+            raise ValueError("zero_stages must be a non-empty list of 0-3")
+        return sorted(set(v))
+
+    @field_validator("precisions")
+    @classmethod
+    def _precs(cls, v: list[str]):
+        bad = [p for p in v if p not in TRAIN_PRECISIONS]
+        if not v or bad:
+            raise ValueError(f"precisions must be a non-empty list of {', '.join(TRAIN_PRECISIONS)}")
+        return v
+
+
+class TrainingParams(Strict):
+    #: coefficient of variation of routed tokens per expert within a step (load balance of the
+    #: router under the recipe's auxiliary loss / bias balancing)
+    moe_load_cv: float = Field(ge=0, le=3)
+    #: DDP bucket size in parameters: the last bucket's reduction cannot hide behind backward
+    grad_bucket_params: float = Field(gt=0)
+    #: bytes per parameter of the main-gradient buffer (fp32 accumulation = 4)
+    main_grad_bytes: float = Field(ge=2, le=4)
+
+
+class TrainingStack(Strict):
+    features: TrainingFeatures
+    params: TrainingParams
+
+
+class StackSpec(Strict):
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    #: what the flags rest on: versions, papers, source files
+    basis: str
+    #: parameters (names in params) the calibration program may fit
+    fitted: list[str] = Field(default_factory=list)
+    training: Optional[TrainingStack] = None
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_format(cls, v: list[str]):
+        return check_aliases(v)
+
+
+class StackFile(Strict):
+    #: default training stack per efficiency class ("*" = any other class)
+    default_training: dict[str, str]
+    stacks: dict[str, StackSpec]
+
+    @model_validator(mode="after")
+    def _refs(self):
+        import re
+
+        for sid, s in self.stacks.items():
+            if not re.match(ID_PATTERN, sid):
+                raise ValueError(f"stack id '{sid}' must be lower-case letters, digits, '.', '-'")
+            bad = [f for f in s.fitted if s.training is None or f not in TrainingParams.model_fields]
+            if bad:
+                raise ValueError(f"stacks.{sid}.fitted: unknown parameter(s) {bad}")
+        if "*" not in self.default_training:
+            raise ValueError("default_training needs a '*' entry")
+        for cls_, sid in self.default_training.items():
+            if sid not in self.stacks or self.stacks[sid].training is None:
+                raise ValueError(f"default_training.{cls_}: '{sid}' is not a training stack")
+        seen: dict[str, str] = {}
+        for sid, s in self.stacks.items():
+            for key in [sid, *s.aliases]:
+                if key in seen:
+                    raise ValueError(f"stack id/alias '{key}' is defined twice ({seen[key]}, {sid})")
+                seen[key] = sid
+        return self
+
+    def resolve(self, name: str) -> tuple[str, StackSpec]:
+        """(id, spec) for an id or alias; KeyError if unknown."""
+        low = name.strip().lower()
+        if low in self.stacks:
+            return low, self.stacks[low]
+        for sid, s in self.stacks.items():
+            if low in s.aliases:
+                return sid, s
+        raise KeyError(name)
+
+    def names(self) -> list[str]:
+        return sorted(list(self.stacks) + [a for s in self.stacks.values() for a in s.aliases])
+
+    def default_for(self, eff_class: str) -> str:
+        return self.default_training.get(eff_class, self.default_training["*"])
