@@ -65,7 +65,15 @@ H_STEP_S = 28         # fixed seconds per inference engine step (scheduling, sam
 H_KV_FRACTION = 29    # share of free HBM the serving engine gives the KV cache
 H_HBM_TOTAL = 30      # bytes per rank before the reserve (capacity)
 H_NCURVE = 31         # number of GEMM-efficiency breakpoints used
-H_CURVE_X = 32        # log10(GFLOP) breakpoints, H_CURVE_MAX entries
+# 32-47: training-side hardware terms
+H_BW_PAIR_UP = 32     # achieved bytes/s per direction between two packages of the scale-up domain
+H_TOPO = 33           # TOPO_* code of the scale-up domain
+H_TORUS_DIMS = 34     # dimensions of a torus domain (TPU)
+H_ATT3_FWD = 35       # fraction of 16-bit peak reached by FlashAttention-3 / cuDNN class kernels
+H_ATT3_BWD = 36
+H_LP_INT8 = 37        # multiplier on the GEMM efficiency curve for int8
+# 48-63: serving-side hardware terms
+H_CURVE_X = 64        # log10(GFLOP) breakpoints, H_CURVE_MAX entries
 H_CURVE_MAX = 8
 H_CURVE_Y = H_CURVE_X + H_CURVE_MAX
 H_SIZE = H_CURVE_Y + H_CURVE_MAX
@@ -90,6 +98,10 @@ S_SIZE = 13
 ATTN_UNFUSED = 0
 ATTN_FLASH2 = 1
 ATTN_FLASH3 = 2
+
+TOPO_SWITCHED = 0     # switched / Clos: every member reaches every other at its full rate
+TOPO_MESH = 1         # full mesh of point-to-point links (HCCS): one link per pair
+TOPO_TORUS = 2        # torus (TPU ICI): all-to-all limited by the bisection
 
 # ---- plan matrix (int64), one row per plan ------------------------------------------------
 P_TP = 0
