@@ -15,7 +15,7 @@ from estimator.packing import pack_model
 from estimator.plans import Workload, enumerate_plans
 from estimator.training import estimate_training
 from kernels.training import evaluate_training, evaluate_training_parallel, new_outputs
-from strategies import hardware
+from strategies import hardware, stack_vector
 from unjitted import pure_kernels
 
 CAT = Catalog(use_env=False)
@@ -25,7 +25,7 @@ def _plans(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = CAT.model("llama3-70b")
     P = enumerate_plans(m, Workload(1024, 1024, 8192), {}, ["bf16", "fp8"])
     reps = -(-n // len(P))
-    return pack_model(m), hardware("h100-sxm"), np.tile(P, (reps, 1))[:n]
+    return pack_model(m), hardware("h100-sxm"), stack_vector(), np.tile(P, (reps, 1))[:n]
 
 
 def _best(fn, rounds=3):
@@ -38,16 +38,16 @@ def _best(fn, rounds=3):
 
 
 def test_kernel_vs_unjitted_ratio(benchmark):
-    mv, hv, P = _plans(1_000_000)
+    mv, hv, sv, P = _plans(1_000_000)
     out, st = new_outputs(len(P))
-    evaluate_training(mv, hv, P[:10], out[:10], st[:10])          # compile outside timing
-    benchmark.pedantic(evaluate_training, args=(mv, hv, P, out, st), rounds=3,
+    evaluate_training(mv, hv, sv, P[:10], out[:10], st[:10])          # compile outside timing
+    benchmark.pedantic(evaluate_training, args=(mv, hv, sv, P, out, st), rounds=3,
                                   iterations=1)
     t_kernel = benchmark.stats.stats.min
     n_ref = 300
     pure = pure_kernels().training
     ro, rs = new_outputs(n_ref)
-    t_ref = _best(lambda: pure.evaluate_training(mv, hv, P[:n_ref], ro, rs), rounds=2)
+    t_ref = _best(lambda: pure.evaluate_training(mv, hv, sv, P[:n_ref], ro, rs), rounds=2)
     per_kernel = t_kernel / len(P)
     per_ref = t_ref / n_ref
     ratio = per_ref / per_kernel
@@ -60,12 +60,12 @@ def test_kernel_vs_unjitted_ratio(benchmark):
 
 
 def test_parallel_scaling(benchmark):
-    mv, hv, P = _plans(400_000)
+    mv, hv, sv, P = _plans(400_000)
     out, st = new_outputs(len(P))
-    evaluate_training(mv, hv, P[:10], out[:10], st[:10])
-    evaluate_training_parallel(mv, hv, P[:10], out[:10], st[:10])
-    t1 = _best(lambda: evaluate_training(mv, hv, P, out, st))
-    benchmark.pedantic(evaluate_training_parallel, args=(mv, hv, P, out, st), rounds=3, iterations=1)
+    evaluate_training(mv, hv, sv, P[:10], out[:10], st[:10])
+    evaluate_training_parallel(mv, hv, sv, P[:10], out[:10], st[:10])
+    t1 = _best(lambda: evaluate_training(mv, hv, sv, P, out, st))
+    benchmark.pedantic(evaluate_training_parallel, args=(mv, hv, sv, P, out, st), rounds=3, iterations=1)
     tp = benchmark.stats.stats.min
     import numba
     benchmark.extra_info.update({"threads": numba.get_num_threads(), "serial_plans_per_s": len(P) / t1,

@@ -171,6 +171,8 @@ class Catalog:
     def stack(self, name: str | None, eff_class: str) -> tuple[str, StackSpec]:
         """(id, spec) of a training stack by id or alias; None = the default for the class."""
         sf = self.stacks()
+        if name and name.strip().lower() == "other":   # a stack the file does not describe
+            name = None
         sid = name if name else sf.default_for(eff_class)
         try:
             rid, spec = sf.resolve(sid)

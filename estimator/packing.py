@@ -13,6 +13,9 @@ from estimator.errors import SpecError
 from estimator.specs import ChipSpec, EfficiencySpec, ModelSpec, StackSpec, SystemSpec
 from kernels import layout as K
 
+GIB = float(1 << 30)
+TOPO_CODES = {"switched": K.TOPO_SWITCHED, "clos": K.TOPO_SWITCHED, "none": K.TOPO_SWITCHED,
+              "full_mesh": K.TOPO_MESH, "torus": K.TOPO_TORUS}
 PREC_CODES = {"bf16": K.PREC_BF16, "fp16": K.PREC_FP16, "fp8": K.PREC_FP8, "fp4": K.PREC_FP4}
 PREC_NAMES = {v: k for k, v in PREC_CODES.items()}
 RECOMPUTE_CODES = {"none": K.RC_NONE, "selective": K.RC_SELECTIVE, "full": K.RC_FULL,
@@ -52,6 +55,8 @@ def pack_model(m: ModelSpec) -> np.ndarray:
         mv[K.M_SHARED] = m.moe.shared_experts
         mv[K.M_FE] = m.moe.expert_ffn_hidden
         mv[K.M_FS] = m.moe.shared_expert_ffn_hidden or m.moe.expert_ffn_hidden
+        mv[K.M_GROUPS] = m.moe.routing_groups or 0
+        mv[K.M_GROUP_LIMIT] = m.moe.routing_group_limit or 0
     else:
         mv[K.M_N_DENSE] = m.layers
     if m.sliding_window:
@@ -108,14 +113,28 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
     if bw is None:
         raise SpecError(chip.id, "memory.bandwidth_gb_per_s", "unknown (null) in the catalog: cannot "
                         "estimate speed; give a sourced value in a user spec (--spec-dir)")
+    # memory sizes are binary as vendors mean them ("80 GB" = 80 GiB); bandwidths decimal
     cap_rank = cap * ov["hbm_capacity"] / rpp
-    hv[K.H_HBM_BYTES] = max(0.0, cap_rank - eff.memory_reserve_gb) * 1e9
-    hv[K.H_HBM_TOTAL] = cap_rank * 1e9
+    hv[K.H_HBM_BYTES] = max(0.0, cap_rank - eff.memory_reserve_gb) * GIB
+    hv[K.H_HBM_TOTAL] = cap_rank * GIB
     hv[K.H_HBM_BW] = bw * ov["hbm_bw"] / rpp * 1e9 * eff.hbm
 
-    up = system.scale_up.bandwidth_gb_per_s_per_chip
+    su = system.scale_up
+    up = su.bandwidth_gb_per_s_per_chip
     up_dir = link_per_direction_gb_s(up.value, up.direction) * ov["scale_up"]
     hv[K.H_BW_UP] = up_dir / rpp * 1e9 * eff.scale_up
+    pkgs = su.domain_chips
+    hv[K.H_DOMAIN_PKGS] = pkgs
+    hv[K.H_TOPO] = TOPO_CODES[su.topology]
+    hv[K.H_TORUS_DIMS] = su.torus_dims or (3 if su.topology == "torus" else 0)
+    if su.topology == "full_mesh":
+        if su.pair_gb_per_s is not None and su.pair_gb_per_s.value is not None:
+            pair = link_per_direction_gb_s(su.pair_gb_per_s.value, su.pair_gb_per_s.direction)
+            hv[K.H_BW_PAIR_UP] = pair * ov["scale_up"] / rpp * 1e9 * eff.scale_up
+        else:  # the per-chip figure spread over its peers
+            hv[K.H_BW_PAIR_UP] = hv[K.H_BW_UP] / max(1, pkgs - 1)
+    else:
+        hv[K.H_BW_PAIR_UP] = hv[K.H_BW_UP]
     nic = system.scale_out.nic_gbit_per_s_per_chip.value
     out_dir = (nic or 0.0) / 8.0 / system.scale_out.oversubscription * ov["scale_out"]
     hv[K.H_BW_OUT] = out_dir / rpp * 1e9 * eff.scale_out
@@ -123,22 +142,22 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
         d2d = chip.die_to_die_gb_per_s
         if d2d is not None and d2d.value is not None:
             hv[K.H_BW_DIE] = link_per_direction_gb_s(d2d.value, d2d.direction) * 1e9 * eff.die_link
-        else:
-            # on-package link unknown: dies talk at no more than the scale-up rate
-            hv[K.H_BW_DIE] = hv[K.H_BW_UP]
+        # else 0: plans whose groups cross the on-package link are refused (unknown link)
+    lat_up = su.latency_us.value if su.latency_us is not None and su.latency_us.value else None
+    lat_out = (system.scale_out.latency_us.value if system.scale_out.latency_us is not None
+               and system.scale_out.latency_us.value else None)
     hv[K.H_LAT_DIE] = eff.latency_die_us * 1e-6
-    hv[K.H_LAT_UP] = eff.latency_scale_up_us * 1e-6
-    hv[K.H_LAT_OUT] = eff.latency_scale_out_us * 1e-6
+    hv[K.H_LAT_UP] = (lat_up if lat_up is not None else eff.latency_scale_up_us) * 1e-6
+    hv[K.H_LAT_OUT] = (lat_out if lat_out is not None else eff.latency_scale_out_us) * 1e-6
+    hv[K.H_LAT_SW] = eff.collective_step_us * 1e-6
     hv[K.H_RANKS_PKG] = rpp
-    hv[K.H_DOMAIN] = system.scale_up.domain_chips * rpp
+    hv[K.H_DOMAIN] = pkgs * rpp
     hv[K.H_NODE] = system.chips_per_node * rpp
-    hv[K.H_MESH] = 1.0 if system.scale_up.topology == "full_mesh" else 0.0
     hv[K.H_KERNEL_S] = eff.kernel_overhead_us * 1e-6
     hv[K.H_ATT_FWD] = eff.attention_fwd
     hv[K.H_ATT_BWD] = eff.attention_bwd
-    hv[K.H_TP_EXPOSED] = eff.tp_comm_exposed
-    hv[K.H_PP_EXPOSED] = eff.pp_comm_exposed
-    hv[K.H_DP_EXPOSED] = eff.dp_comm_exposed
+    hv[K.H_ATT3_FWD] = eff.attention3_fwd or eff.attention_fwd
+    hv[K.H_ATT3_BWD] = eff.attention3_bwd or eff.attention_bwd
     hv[K.H_GEMM_D0] = eff.gemm_narrow_dim
     hv[K.H_STEP_S] = eff.step_overhead_us * 1e-6
     hv[K.H_KV_FRACTION] = eff.kv_cache_fraction
@@ -146,6 +165,7 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
     hv[K.H_MOE_TOKEN_S] = eff.moe_dispatch_ns_per_token * 1e-9
     hv[K.H_LP_FP8] = eff.low_precision_factor.get("fp8", 1.0)
     hv[K.H_LP_FP4] = eff.low_precision_factor.get("fp4", 1.0)
+    hv[K.H_LP_INT8] = eff.low_precision_factor.get("int8", eff.low_precision_factor.get("fp8", 1.0))
     n = len(eff.gemm.gflop)
     if n > K.H_CURVE_MAX:
         raise SpecError("efficiency", "gemm", f"at most {K.H_CURVE_MAX} breakpoints")
@@ -156,6 +176,7 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
     return hv
 
 
+GRAPH_CODES = {"none": K.GRAPHS_NONE, "dense": K.GRAPHS_DENSE, "full": K.GRAPHS_FULL}
 ATTN_CODES = {"unfused": K.ATTN_UNFUSED, "flash2": K.ATTN_FLASH2, "flash3": K.ATTN_FLASH3}
 
 
@@ -178,4 +199,6 @@ def pack_stack(stack: StackSpec) -> np.ndarray:
     sv[K.S_MOE_CV] = pr.moe_load_cv
     sv[K.S_BUCKET] = pr.grad_bucket_params
     sv[K.S_GRAD_BYTES] = pr.main_grad_bytes
+    sv[K.S_HOST_OP] = pr.host_op_us * 1e-6
+    sv[K.S_GRAPHS] = GRAPH_CODES[f.cuda_graphs]
     return sv

@@ -3,6 +3,10 @@
 Degrees are counted in ranks (framework processes): a chip, or a die on chips whose
 frameworks run one process per die (``ranks_per_package``). tp * pp * dp * cp = ranks.
 EP is carved out of the data-parallel ranks (dp * cp) as in Megatron-Core.
+
+A plan the search proposes must be one the software stack can run: Megatron's micro-batch
+rules for the interleaved schedule, only the ZeRO stages, recompute modes and precisions the
+stack has, EP overlap only where the stack implements it.
 """
 from __future__ import annotations
 
@@ -13,9 +17,10 @@ import numpy as np
 from estimator.errors import PlanError
 from estimator.packing import PREC_CODES
 from estimator.specs import ModelSpec
+from estimator.specs.stack import TrainingFeatures
 from kernels import layout as K
 
-KNOBS = ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs", "recompute", "zero", "precision")
+KNOBS = ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs", "recompute", "zero", "precision", "ep_overlap")
 MBS_CHOICES = (1, 2, 4, 8)
 VPP_MAX = 16
 
@@ -40,7 +45,41 @@ def tp_rule(model: ModelSpec, tp: int) -> str | None:
     return None
 
 
-def check_plan(model: ModelSpec, w: Workload, plan: dict) -> None:
+def schedule_rule(pp: int, vpp: int, m: int, features: TrainingFeatures | None) -> str | None:
+    """Megatron's pipeline-schedule rules for m micro-batches per step (megatron/core/
+    pipeline_parallel/schedules.py): the interleaved schedule needs the stack to implement it
+    and m to be a multiple of pp (so m >= pp)."""
+    if vpp > 1:
+        if pp == 1:
+            return "vpp > 1 needs pp > 1 (interleaving splits pipeline stages)"
+        if features is not None and not features.interleaved_pipeline:
+            return "the stack has no interleaved pipeline schedule (vpp must be 1)"
+        if m % pp:
+            return (f"interleaved pipeline: micro-batches per step ({m}) must be a multiple of "
+                    f"pp ({pp})")
+    return None
+
+
+def stack_rule(plan: dict, features: TrainingFeatures | None, moe: bool) -> str | None:
+    """The knobs the software stack must support."""
+    if features is None:
+        return None
+    if plan["zero"] not in features.zero_stages:
+        return f"zero {plan['zero']} is not available in this stack (stages: {features.zero_stages})"
+    rc = plan["recompute"]
+    if rc == "selective" and not features.selective_recompute:
+        return "selective recompute is not available in this stack"
+    if rc == "partial" and not features.partial_recompute:
+        return "partial recompute (--recompute-num-layers) is not available in this stack"
+    if plan.get("ep_overlap") and not features.ep_comm_overlap:
+        return "MoE all-to-all overlap is not available in this stack"
+    prec = plan.get("precision")
+    if prec is not None and prec not in features.precisions:
+        return f"the stack does not train in {prec} (precisions: {', '.join(features.precisions)})"
+    return None
+
+
+def check_plan(model: ModelSpec, w: Workload, plan: dict, features: TrainingFeatures | None = None) -> None:
     """Raise PlanError naming the first rule the (complete) plan breaks."""
     tp, pp, dp, cp, ep, vpp, mbs = (plan[k] for k in ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs"))
     for k in ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs"):
@@ -54,28 +93,42 @@ def check_plan(model: ModelSpec, w: Workload, plan: dict) -> None:
         raise PlanError(why)
     if pp * vpp > model.layers:
         raise PlanError(f"pp*vpp = {pp * vpp} pipeline stages exceed the {model.layers} layers")
-    if vpp > 1 and pp == 1:
-        raise PlanError("vpp > 1 needs pp > 1 (interleaving splits pipeline stages)")
     if w.gbs % (dp * mbs):
         raise PlanError(f"gbs ({w.gbs}) not divisible by dp*mbs ({dp}*{mbs})")
+    why = schedule_rule(pp, vpp, w.gbs // (dp * mbs), features)
+    if why:
+        raise PlanError(why)
     if cp > 1 and w.seq_len % (2 * cp):
         raise PlanError(f"seq_len ({w.seq_len}) not divisible by 2*cp ({2 * cp}) for load-balanced CP")
     if model.moe is None:
         if ep != 1:
             raise PlanError(f"ep ({ep}) > 1 needs a mixture-of-experts model")
+        if plan.get("ep_overlap"):
+            raise PlanError("ep_overlap needs a mixture-of-experts model with ep > 1")
     else:
         if (dp * cp) % ep:
             raise PlanError(f"ep ({ep}) must divide dp*cp ({dp * cp}): EP is carved out of data-parallel ranks")
         if model.moe.experts % ep:
             raise PlanError(f"ep ({ep}) must divide the number of experts ({model.moe.experts})")
+        if plan.get("ep_overlap") and (ep == 1 or w.gbs // (dp * mbs) < 2):
+            raise PlanError("ep_overlap pairs two micro-batches: it needs ep > 1 and at least 2 "
+                            "micro-batches per step")
     if plan["zero"] not in (0, 1, 2, 3):
         raise PlanError(f"zero must be 0-3 (got {plan['zero']})")
+    if plan["zero"] >= 2 and pp > 1 and not (features is not None and features.sharded_with_pp):
+        raise PlanError(f"zero {plan['zero']} shards gradients per micro-batch and cannot be "
+                        "combined with pipeline parallelism in this stack (pp must be 1)")
+    why = stack_rule(plan, features, model.moe is not None)
+    if why:
+        raise PlanError(why)
 
 
-def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list[str]) -> np.ndarray:
+def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list[str],
+                    features: TrainingFeatures | None = None) -> np.ndarray:
     """Every valid plan matching the fixed knobs, as an int64 matrix (kernels.layout P_*)."""
     n = w.ranks
     moe = model.moe is not None
+    interleave = features is None or features.interleaved_pipeline
 
     def choices(name, default):
         v = fixed.get(name)
@@ -105,14 +158,29 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
                         continue
                     if not moe and ep != 1:
                         continue
-                    vpps = [1] if pp == 1 else [v for v in range(1, VPP_MAX + 1) if pp * v <= model.layers]
+                    if pp == 1 or not interleave:
+                        vpps = [1]
+                    else:
+                        vpps = [v for v in range(1, VPP_MAX + 1) if pp * v <= model.layers]
                     for vpp in choices("vpp", vpps):
                         if pp * vpp > model.layers or (vpp > 1 and pp == 1):
                             continue
                         for mbs in choices("mbs", list(MBS_CHOICES)):
                             if w.gbs % (dp * mbs):
                                 continue
-                            rows.append((tp, pp, dp, cp, ep, vpp, mbs))
+                            m = w.gbs // (dp * mbs)
+                            if schedule_rule(pp, vpp, m, features):
+                                continue
+                            epos = [0]
+                            if moe and ep > 1 and m >= 2 and (features is None or features.ep_comm_overlap):
+                                epos = [0, 1]
+                            if fixed.get("ep_overlap") is not None:
+                                want = int(bool(fixed["ep_overlap"]))
+                                if want not in epos:
+                                    continue
+                                epos = [want]
+                            for epo in epos:
+                                rows.append((tp, pp, dp, cp, ep, vpp, mbs, epo))
     if not rows:
         return np.zeros((0, K.P_SIZE), dtype=np.int64)
     base = np.array(rows, dtype=np.int64)
@@ -120,14 +188,21 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
     # quarters of each rank's layers (Megatron --recompute-num-layers)
     choice = {"none": [(K.RC_NONE, 0)], "selective": [(K.RC_SELECTIVE, 0)],
               "full": [(K.RC_FULL, 4)], "partial": [(K.RC_FULL, q) for q in (1, 2, 3)]}
+    if features is not None and not fixed.get("recompute"):
+        if not features.selective_recompute:
+            choice.pop("selective")
+        if not features.partial_recompute:
+            choice.pop("partial")
     rcs = choice[fixed["recompute"]] if fixed.get("recompute") else [x for v in choice.values() for x in v]
-    zeros = [fixed["zero"]] if fixed.get("zero") is not None else [0, 1, 2, 3]
+    zeros = [fixed["zero"]] if fixed.get("zero") is not None else (
+        list(features.zero_stages) if features is not None else [0, 1, 2, 3])
     precs = [PREC_CODES[p] for p in precisions]
     # precision varies slowest so consecutive rows share layer-level results (kernel memo)
     combos = np.array([(r, q, z, pr) for pr in precs for r, q in rcs for z in zeros], dtype=np.int64)
     nb, nc = len(base), len(combos)
     out = np.empty((nb * nc, K.P_SIZE), dtype=np.int64)
-    out[:, K.P_TP:K.P_MBS + 1] = np.repeat(base, nc, axis=0)
+    out[:, K.P_TP:K.P_MBS + 1] = np.repeat(base[:, :7], nc, axis=0)
+    out[:, K.P_EPO] = np.repeat(base[:, 7], nc)
     out[:, K.P_GBS] = w.gbs
     out[:, K.P_SEQ] = w.seq_len
     c = np.tile(combos, (nb, 1))
@@ -135,4 +210,8 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
     out[:, K.P_RC_Q] = c[:, 1]
     out[:, K.P_ZERO] = c[:, 2]
     out[:, K.P_PREC] = c[:, 3]
-    return out
+    # ZeRO-2/3 cannot run with pipeline parallelism unless the stack says so
+    if features is not None and features.sharded_with_pp:
+        return out
+    keep = ~((out[:, K.P_ZERO] >= 2) & (out[:, K.P_PP] > 1))
+    return out[keep]

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from estimator.packing import PREC_NAMES, RECOMPUTE_NAMES
+from estimator.packing import GIB, PREC_NAMES, RECOMPUTE_NAMES
 from kernels import layout as K
 
 TIME_PARTS = {
@@ -42,6 +42,7 @@ def plan_dict(row: np.ndarray) -> dict:
         "zero": int(row[K.P_ZERO]), "recompute": _recompute_name(row),
         "recompute_fraction": _recompute_fraction(row),
         "precision": PREC_NAMES[int(row[K.P_PREC])],
+        "ep_overlap": bool(row[K.P_EPO]),
     }
 
 
@@ -68,6 +69,7 @@ class TrainingResult:
     tokens: float | None = None
     search: dict = field(default_factory=dict)
     efficiency_class: str = ""
+    stack: str = ""
     notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -76,7 +78,7 @@ class TrainingResult:
 
 def build_result(row_plan: np.ndarray, row_out: np.ndarray, status: int, *, model: str,
                  chip, system: str, chips: int, capacity_gb_rank: float, eff_class: str,
-                 tokens: float | None = None) -> TrainingResult:
+                 tokens: float | None = None, stack: str = "") -> TrainingResult:
     """Turn one kernel output row into a named result (per-chip = per package)."""
     rpp = chip.ranks_per_package
     step = float(row_out[K.O_STEP])
@@ -87,7 +89,7 @@ def build_result(row_plan: np.ndarray, row_out: np.ndarray, status: int, *, mode
     hft = float(row_out[K.O_HW_FLOPS_TOK])
     denom = chips * peak_chip * 1e12
     breakdown = {k: float(row_out[i]) for k, i in TIME_PARTS.items()}
-    mem = {k: float(row_out[i]) * rpp / 1e9 for k, i in MEM_PARTS.items()}
+    mem = {k: float(row_out[i]) * rpp / GIB for k, i in MEM_PARTS.items()}
     mem["total"] = sum(mem.values())
     res = TrainingResult(
         model=model, chip=chip.id, system=system, chips=chips, ranks_per_chip=rpp,
@@ -96,6 +98,7 @@ def build_result(row_plan: np.ndarray, row_out: np.ndarray, status: int, *, mode
         mfu=tps * mft / denom if denom else 0.0, hfu=tps * hft / denom if denom else 0.0,
         model_flops_per_token=mft, breakdown_s=breakdown, memory_gb_per_chip=mem,
         memory_capacity_gb_per_chip=capacity_gb_rank * rpp, efficiency_class=eff_class,
+        stack=stack,
     )
     if tokens is not None and tps > 0:
         res.tokens = tokens

@@ -12,25 +12,14 @@ import numpy as np
 
 from estimator.catalog import Catalog, default_catalog
 from estimator.errors import InfeasibleError, InputError, PlanError
-from estimator.packing import PREC_CODES, RECOMPUTE_CODES, pack_hardware, pack_model
+from estimator.packing import GIB, PREC_CODES, RECOMPUTE_CODES, pack_hardware, pack_model, pack_stack
 from estimator.plans import Workload, check_plan, enumerate_plans
 from estimator.results import TrainingResult, build_result, plan_dict
 from estimator.specs import ChipSpec, ModelSpec, SystemSpec
 from kernels import layout as K
-from kernels.training import evaluate_training, new_outputs
+from kernels.training import evaluate_training_parallel, new_outputs
 
 CHUNK = 1 << 20
-
-
-@dataclass
-class Setup:
-    model: ModelSpec
-    chip: ChipSpec
-    system: SystemSpec
-    mv: np.ndarray
-    hv: np.ndarray
-    eff_class: str
-    ranks: int
 
 
 def resolve(model, chip, system=None, catalog: Catalog | None = None,
@@ -41,6 +30,12 @@ def resolve(model, chip, system=None, catalog: Catalog | None = None,
     s = system if isinstance(system, SystemSpec) else cat.system_for(c, system)
     cls, eff = cat.efficiency().for_chip(c.id)
     return m, c, s, cls, pack_model(m), pack_hardware(c, s, eff, overrides)
+
+
+def resolve_stack(cat: Catalog, stack, eff_class: str):
+    """(stack id, StackSpec, packed stack vector) for a name, alias or None (class default)."""
+    sid, spec = cat.stack(stack, eff_class)
+    return sid, spec, pack_stack(spec)
 
 
 def _positive(name: str, v, allow_none=True):
@@ -72,13 +67,15 @@ class SearchOutcome:
         return ok[key]
 
 
-def evaluate_plans(mv: np.ndarray, hv: np.ndarray, plans: np.ndarray, progress=None) -> SearchOutcome:
-    """Run the kernel over ``plans`` in chunks (progress callback gets (done, total))."""
+def evaluate_plans(mv: np.ndarray, hv: np.ndarray, sv: np.ndarray, plans: np.ndarray,
+                   progress=None) -> SearchOutcome:
+    """Run the kernel over ``plans`` in chunks on every numba thread (progress callback gets
+    (done, total))."""
     n = len(plans)
     out, status = new_outputs(n)
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
-        evaluate_training(mv, hv, plans[start:stop], out[start:stop], status[start:stop])
+        evaluate_training_parallel(mv, hv, sv, plans[start:stop], out[start:stop], status[start:stop])
         if progress:
             progress(stop, n)
     return SearchOutcome(plans, out, status)
@@ -91,27 +88,32 @@ def explain_infeasible(oc: SearchOutcome, hv: np.ndarray, chip: ChipSpec) -> str
     parts = []
     oom = oc.status == K.ST_OOM
     if oom.any():
-        need = oc.out[oom, K.O_MEM_TOTAL].min() / 1e9
-        have = hv[K.H_HBM_BYTES] / 1e9
+        need = oc.out[oom, K.O_MEM_TOTAL].min() / GIB
+        have = hv[K.H_HBM_BYTES] / GIB
         unit = "rank" if chip.ranks_per_package > 1 else "chip"
         parts.append(f"does not fit: the smallest plan needs {need:.1f} GB per {unit}, "
                      f"{have:.1f} GB usable")
     if c["unsupported_precision"]:
         parts.append(f"{chip.id} has no peak for the requested precision")
     if c["unknown_link"]:
-        parts.append("the plans need a link whose bandwidth is unknown (null) in the spec; "
+        die = " (the on-package die-to-die link is null)" if chip.ranks_per_package > 1 and \
+            hv[K.H_BW_DIE] <= 0 else ""
+        parts.append(f"the plans need a link whose bandwidth is unknown (null) in the spec{die}; "
                      "give it in a user spec file")
     return "; ".join(parts) + f" ({c['evaluated']} plans evaluated)"
 
 
 def _run_search(model, chip, *, chips, gbs, seq_len, system, tp, pp, dp, cp, ep, vpp, mbs,
-                recompute, zero, precision, catalog, overrides):
+                recompute, zero, precision, catalog, overrides, stack=None, ep_overlap=None):
     for name, v in (("chips", chips), ("gbs", gbs), ("seq_len", seq_len)):
         _positive(name, v, allow_none=False)
     for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vpp", vpp),
                     ("mbs", mbs)):
         _positive(name, v)
     m, c, s, cls, mv, hv = resolve(model, chip, system, catalog, overrides)
+    cat = catalog or default_catalog()
+    sid, stk, sv = resolve_stack(cat, stack, cls)
+    feats = stk.training.features
     if recompute is not None and recompute not in RECOMPUTE_CODES:
         raise InputError(f"--recompute must be one of {', '.join(RECOMPUTE_CODES)} (got {recompute})")
     if zero is not None and zero not in (0, 1, 2, 3):
@@ -122,11 +124,14 @@ def _run_search(model, chip, *, chips, gbs, seq_len, system, tp, pp, dp, cp, ep,
         if c.peak(precision) is None and not (precision == "bf16" and c.peak("fp16") is not None):
             raise InputError(f"{c.id} has no {precision} peak in its spec "
                              f"(known: {', '.join(c.supported_precisions()) or 'none'})")
+        if precision not in feats.precisions:
+            raise InputError(f"stack {sid} does not train in {precision} "
+                             f"(precisions: {', '.join(feats.precisions)})")
         precs = [precision]
     else:
-        precs = [p for p in PREC_CODES if c.peak(p) is not None]
+        precs = [p for p in PREC_CODES if c.peak(p) is not None and p in feats.precisions]
         if not precs:
-            raise InputError(f"{c.id} has no known matmul peak: cannot estimate")
+            raise InputError(f"{c.id} has no known matmul peak in a precision stack {sid} trains in")
     if chips > 10_000_000:
         raise InputError(f"--chips {chips} is beyond any cluster this tool can reason about")
     ranks = chips * c.ranks_per_package
@@ -134,11 +139,11 @@ def _run_search(model, chip, *, chips, gbs, seq_len, system, tp, pp, dp, cp, ep,
     fixed = {"tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vpp": vpp, "mbs": mbs,
              "recompute": recompute, "zero": zero}
     if all(v is not None for v in fixed.values()) and len(precs) == 1:
-        check_plan(m, w, {**fixed})
+        check_plan(m, w, {**fixed, "precision": precs[0], "ep_overlap": ep_overlap}, feats)
     elif tp is not None and pp is not None and cp is not None and dp is not None:
         if tp * pp * dp * cp != ranks:
             raise PlanError(f"tp*pp*dp*cp = {tp * pp * dp * cp} must equal the number of ranks ({ranks})")
-    plans = enumerate_plans(m, w, fixed, precs)
+    plans = enumerate_plans(m, w, {**fixed, "ep_overlap": ep_overlap}, precs, feats)
     if len(plans) == 0:
         # name the rule that kills a fully specified or partly fixed plan
         trial = {k: (v if v is not None else 1) for k, v in fixed.items()}
@@ -146,10 +151,13 @@ def _run_search(model, chip, *, chips, gbs, seq_len, system, tp, pp, dp, cp, ep,
         trial["zero"] = zero if zero is not None else 1
         if trial["dp"] == 1 and dp is None:
             trial["dp"] = max(1, ranks // (trial["tp"] * trial["pp"] * trial["cp"]))
-        check_plan(m, w, trial)
+        if zero is None:
+            trial["zero"] = feats.zero_stages[0]
+        trial["precision"] = precs[0]
+        check_plan(m, w, trial, feats)
         raise PlanError("no valid parallel plan: check that gbs, seq_len and the fixed knobs "
                         f"can be divided over {ranks} ranks")
-    return m, c, s, cls, hv, plans, evaluate_plans(mv, hv, plans)
+    return m, c, s, cls, hv, sid, plans, evaluate_plans(mv, hv, sv, plans)
 
 
 def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system=None,
@@ -157,18 +165,21 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
                       recompute=None, zero=None, precision: str | None = "bf16",
                       tokens: float | None = None, catalog: Catalog | None = None,
                       overrides: dict | None = None, top: int = 1,
-                      require_fit: bool = True) -> TrainingResult:
+                      require_fit: bool = True, stack: str | None = None,
+                      ep_overlap: bool | None = None) -> TrainingResult:
     """Estimate a training job. Knobs left as None are searched (best tokens/s that fits).
 
     ``chips`` counts packages; plan degrees count ranks (see estimator.plans).
     ``precision=None`` searches every precision the chip supports. ``recompute`` may be
-    none, selective, partial (full recompute of some layers) or full.
+    none, selective, partial (full recompute of some layers) or full. ``stack`` names the
+    software stack (hwspecs/stacks.yaml; None = the default for the chip's class): the search
+    only picks what that stack can run.
     """
     _positive("tokens", tokens)
-    m, c, s, cls, hv, plans, oc = _run_search(
+    m, c, s, cls, hv, sid, plans, oc = _run_search(
         model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system, tp=tp, pp=pp, dp=dp,
         cp=cp, ep=ep, vpp=vpp, mbs=mbs, recompute=recompute, zero=zero, precision=precision,
-        catalog=catalog, overrides=overrides)
+        catalog=catalog, overrides=overrides, stack=stack, ep_overlap=ep_overlap)
     order = oc.ranking()
     if len(order) == 0:
         if require_fit:
@@ -179,35 +190,35 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
     else:
         best = order[0]
     res = build_result(plans[best], oc.out[best], int(oc.status[best]), model=m.name, chip=c,
-                       system=s.id, chips=chips, capacity_gb_rank=hv[K.H_HBM_BYTES] / 1e9,
-                       eff_class=cls, tokens=tokens)
+                       system=s.id, chips=chips, capacity_gb_rank=hv[K.H_HBM_BYTES] / GIB,
+                       eff_class=cls, tokens=tokens, stack=sid)
     if s.chip != c.id and s.chip not in c.aliases:
         res.notes.append(f"what-if: system {s.id} normally holds {s.chip}, here filled with {c.id}")
     res.search = oc.counts()
     if top > 1:
         res.search["top"] = [
             {"plan": plan_dict(plans[i]), "tokens_per_s": float(oc.out[i, K.O_TOKENS_PER_S]),
-             "memory_gb_per_chip": float(oc.out[i, K.O_MEM_TOTAL]) * c.ranks_per_package / 1e9}
+             "memory_gb_per_chip": float(oc.out[i, K.O_MEM_TOTAL]) * c.ranks_per_package / GIB}
             for i in order[:top]]
     return res
 
 
 def search_plans(model, chip, *, chips: int, gbs: int, seq_len: int, system=None,
                  precision: str | None = "bf16", top: int = 10, catalog: Catalog | None = None,
-                 overrides: dict | None = None, **fixed) -> dict:
+                 overrides: dict | None = None, stack: str | None = None, **fixed) -> dict:
     """Every valid plan evaluated: the best ``top``, the Pareto front of throughput vs memory
     headroom, and rejection counts by reason."""
     knobs = {k: fixed.get(k) for k in ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs", "recompute", "zero")}
-    m, c, s, cls, hv, plans, oc = _run_search(
+    m, c, s, cls, hv, sid, plans, oc = _run_search(
         model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system, precision=precision,
-        catalog=catalog, overrides=overrides, **knobs)
+        catalog=catalog, overrides=overrides, stack=stack, ep_overlap=fixed.get("ep_overlap"), **knobs)
     rpp = c.ranks_per_package
-    cap = hv[K.H_HBM_BYTES] / 1e9 * rpp
+    cap = hv[K.H_HBM_BYTES] / GIB * rpp
     peak = {p: (c.peak(p) if c.peak(p) is not None else c.peak("fp16")) or 0.0 for p in PREC_CODES}
 
     def row(i):
         pdict = plan_dict(plans[i])
-        mem = float(oc.out[i, K.O_MEM_TOTAL]) * rpp / 1e9
+        mem = float(oc.out[i, K.O_MEM_TOTAL]) * rpp / GIB
         tps = float(oc.out[i, K.O_TOKENS_PER_S])
         pk = peak[pdict["precision"]] * 1e12 * chips
         return {"plan": pdict, "tokens_per_s": tps, "tokens_per_s_per_chip": tps / chips,
@@ -220,10 +231,10 @@ def search_plans(model, chip, *, chips: int, gbs: int, seq_len: int, system=None
         raise InfeasibleError(f"{m.name} on {chips} x {c.id}: " + explain_infeasible(oc, hv, c))
     pareto, best_headroom = [], -np.inf
     for i in order:  # fastest first: keep plans that buy more headroom than every faster one
-        head = cap - float(oc.out[i, K.O_MEM_TOTAL]) * rpp / 1e9
+        head = cap - float(oc.out[i, K.O_MEM_TOTAL]) * rpp / GIB
         if head > best_headroom + 1e-9:
             pareto.append(i)
             best_headroom = head
-    return {"model": m.name, "chip": c.id, "system": s.id, "chips": chips, "gbs": gbs,
+    return {"model": m.name, "chip": c.id, "system": s.id, "stack": sid, "chips": chips, "gbs": gbs,
             "seq_len": seq_len, "capacity_gb_per_chip": cap, "counts": oc.counts(),
             "top": [row(i) for i in order[:top]], "pareto": [row(i) for i in pareto[:max(top, 10)]]}

@@ -108,16 +108,17 @@ def _train_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
     kn = {k: _int(r, k, rowno) for k in ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs")}
     zero = (r.get("zero") or "").strip()
     rec = (r.get("recompute") or "").strip() or None
+    stack = (r.get("stack") or "").strip() or None
     res = estimate_training(
         model, chip, chips=chips, gbs=_int(r, "gbs", rowno, True),
         seq_len=_int(r, "seq_len", rowno, True), system=(r.get("system") or "").strip() or None,
         precision=r["precision"].strip(), recompute=rec,
-        zero=int(zero) if zero else None, catalog=cat, **kn)
+        zero=int(zero) if zero else None, catalog=cat, stack=stack, **kn)
     pred = {"tokens_per_s_per_chip": res.tokens_per_s_per_chip, "step_time_s": res.step_time_s,
             "mfu": res.mfu}[metric]
     return RowResult(id=r["id"], row=rowno, source=(r.get("source") or "").strip(), chip=res.chip,
                      model=res.model, metric=metric, predicted=pred, measured=measured,
-                     ape=abs(pred - measured) / measured, plan=res.plan)
+                     ape=abs(pred - measured) / measured, plan={**res.plan, "stack": res.stack})
 
 
 def _opt_float(r: dict, key: str, rowno: int):

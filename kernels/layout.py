@@ -26,7 +26,9 @@ M_FE = 19             # routed expert FFN width
 M_FS = 20             # shared expert FFN width
 M_WINDOW = 21         # sliding window (0 = none)
 M_FRAC_SLIDING = 22   # fraction of layers that use the sliding window
-M_SIZE = 23
+M_GROUPS = 24         # MoE routing groups (DeepSeek-V3 n_group; 0 = none)
+M_GROUP_LIMIT = 25    # groups a token may route to (topk_group; 0 = no limit)
+M_SIZE = 26
 
 ACT_GELU = 0
 ACT_SWIGLU = 1
@@ -48,17 +50,17 @@ H_LAT_OUT = 11
 H_RANKS_PKG = 12      # ranks per package
 H_DOMAIN = 13         # ranks per scale-up domain
 H_NODE = 14           # ranks per node (for the straggler model)
-H_MESH = 15           # 1 if the scale-up domain is a full mesh (group bw scales with members)
+H_DOMAIN_PKGS = 15    # packages per scale-up domain
 H_KERNEL_S = 16       # seconds of fixed overhead per kernel launch
 H_ATT_FWD = 17        # fraction of 16-bit peak reached by fused attention forward
 H_ATT_BWD = 18
-H_TP_EXPOSED = 19
-H_PP_EXPOSED = 20
+H_LAT_SW = 19         # seconds of software cost per collective step (NCCL / HCCL), every tier
+H_NIC_PER_NODE = 20   # unused slot (kept free)
 H_STRAGGLER_CV = 21
 H_LP_FP8 = 22         # multiplier on the GEMM efficiency curve for fp8
 H_LP_FP4 = 23
-H_MOE_TOKEN_S = 24    # seconds per routed token copy per MoE layer forward (dispatch bookkeeping)
-H_DP_EXPOSED = 25     # fraction of data-parallel communication never overlapped
+H_MOE_TOKEN_S = 24    # serving only, being replaced: seconds per routed token copy per MoE layer
+H_SPARE_25 = 25       # unused slot (kept free)
 H_GEMM_D0 = 26        # narrow-dimension constant: efficiency x w / (w + D0), w = min(n, k)
 H_PEAK_INT8 = 27      # OP/s, int8 matmul peak
 H_STEP_S = 28         # fixed seconds per inference engine step (scheduling, sampling, launch)
@@ -93,7 +95,13 @@ S_ZERO2_PER_MB = 9    # ZeRO-2 reduce-scatters gradients every micro-batch
 S_MOE_CV = 10         # coefficient of variation of tokens per expert
 S_BUCKET = 11         # DDP bucket size, parameters
 S_GRAD_BYTES = 12     # bytes per parameter of the main-gradient buffer
-S_SIZE = 13
+S_HOST_OP = 13        # host (Python + framework + launch) seconds per operator issued
+S_GRAPHS = 14         # GRAPHS_* code: which parts run as captured CUDA graphs
+S_SIZE = 15
+
+GRAPHS_NONE = 0
+GRAPHS_DENSE = 1      # attention and dense blocks captured (MoE dispatch stays eager)
+GRAPHS_FULL = 2       # whole layers captured
 
 ATTN_UNFUSED = 0
 ATTN_FLASH2 = 1
@@ -117,7 +125,8 @@ P_RECOMPUTE = 9       # RC_* code
 P_ZERO = 10           # 0..3
 P_PREC = 11           # PREC_* code
 P_RC_Q = 12           # with RC_FULL: quarters (1-4) of each rank's layers recomputed; 0 = all
-P_SIZE = 13
+P_EPO = 13            # 1 = MoE all-to-all overlapped with another micro-batch's compute
+P_SIZE = 14
 
 RC_NONE = 0
 RC_SELECTIVE = 1

@@ -1,8 +1,27 @@
-"""Training-step kernel (numba). A line-by-line port of estimator/reference/training.py:
-keep the two in step (tests/test_kernel_vs_reference.py checks agreement to 1e-9).
+"""Training-step model (numba): one parallel plan -> step time as named parts, memory per rank.
 
-``evaluate_training(mv, hv, plans, out, status)`` fills one output row and one status code
-per plan row; ``evaluate_training_parallel`` is the same over ``prange``.
+The per-plan model is written once, here, as readable functions of the packed arrays
+(kernels/layout.py): model vector ``mv``, per-rank hardware vector ``hv``, software-stack
+vector ``sv`` (feature flags, hwspecs/stacks.yaml) and one plan row ``p``. It is built from
+four blocks that depend on only some of the plan's knobs, so a search can reuse them between
+neighbouring plans (the memo at the end of this file):
+
+* ``layer_costs``: one transformer layer (dense or MoE) for one micro-batch on one rank -
+  compute, recompute, and the TP / CP / EP communication it exposes;
+* ``head_costs``: output layer, loss, and one pipeline send;
+* ``dp_costs``: parameters per rank and data-parallel collectives;
+* ``activation_costs``: activation bytes per layer by recompute mode;
+
+and ``assemble`` puts them together for a plan (micro-batches, pipeline schedule, overlaps,
+memory). ``train_one`` evaluates a plan from scratch; ``train_one_memo`` does the same with the
+blocks cached. Conventions:
+
+* A rank is one framework process (a chip, or a die where frameworks run one per die).
+* Placement (Megatron): TP innermost; then an inner data block Din = lcm(cp, ep) holding the
+  CP and EP groups; then PP; then the rest of data parallelism.
+* Step time = compute + recompute + exposed TP/CP/EP/PP/DP communication + pipeline bubble +
+  optimizer + stragglers. Exposure is computed (communication minus the compute the stack can
+  hide it behind), never a fixed fraction.
 """
 import math
 
@@ -11,12 +30,56 @@ import numpy as np
 from numba import njit, prange
 
 from kernels import layout as K
-from kernels.collectives import all_to_all, p2p, rs_or_ag
-from kernels.gemm import gemm_time
+from kernels.collectives import all_reduce, p2p, rs_or_ag, tier_sizes, tiered_transfer
+from kernels.gemm import gemm_time, grouped_gemm
 from kernels.model import avg_context, hardware_flops_per_token, model_flops_per_token, model_params
+from kernels.moe import dispatch_bytes, ep_imbalance
 
 BF16_BYTES = 2.0
 FP32_BYTES = 4.0
+#: bytes an Adam step moves per local fp32 master parameter: read/write master, m, v (24),
+#: read the fp32 gradient (4), write the 16-bit parameter (2), plus the grad-norm read (4)
+ADAM_BYTES_PER_PARAM = 34.0
+#: optimizer state per local master parameter: fp32 master weight, Adam m and v
+ADAM_STATE_BYTES = 12.0
+
+# ---- layer block (one layer, one micro-batch, one rank) ------------------------------------
+L_FWD = 0       # forward compute, s (GEMMs, attention core, elementwise, MoE routing)
+L_BWD = 1       # backward compute
+L_CORE = 2      # attention-core forward (what selective recompute repeats)
+L_TP_F = 3      # TP communication left exposed, forward
+L_TP_B = 4
+L_CP_F = 5      # CP ring communication left exposed, forward
+L_CP_B = 6
+L_EP_F = 7      # MoE all-to-all (dispatch + combine) time, forward (exposure decided per plan)
+L_EP_B = 8
+L_SIZE = 9
+# ---- head block -------------------------------------------------------------------------
+HD_LOGITS = 0   # output-layer GEMM forward
+HD_CE = 1       # softmax cross-entropy forward
+HD_P2P = 2      # one pipeline send of a micro-batch's activations
+HD_MFT = 3      # model FLOPs per token (MFU convention)
+HD_HFT_FULL = 4  # executed FLOPs per token with every layer fully recomputed
+HD_HFT_SEL = 5  # executed FLOPs per token with selective recompute
+HD_SIZE = 6
+# ---- data-parallel block ------------------------------------------------------------------
+DP_RS = 0       # reduce-scatter of the gradients (dense + expert groups)
+DP_AR = 1       # all-reduce of the gradients
+DP_AG = 2       # all-gather of the 16-bit parameters
+DP_RS_TAIL = 3  # the same for one DDP bucket: the part that cannot hide behind compute
+DP_AR_TAIL = 4
+DP_AG_TAIL = 5
+DP_PD = 6       # dense parameters on the busiest rank
+DP_PE = 7       # expert parameters on the busiest rank
+DP_ND = 8       # dense layers on the busiest rank
+DP_NM = 9       # MoE layers on the busiest rank
+DP_FSDPW = 10   # ZeRO-3 working set: two gathered layers, bytes
+DP_STRAG = 11   # straggler factor cv * sqrt(2 ln nodes)
+DP_SIZE = 12
+# ---- activation block ---------------------------------------------------------------------
+A_FULL_EXTRA = 6   # bytes of one layer re-materialised during backward under full recompute
+A_LOGITS = 7       # logits and loss buffers of one micro-batch
+A_SIZE = 8         # 0..5: (dense, MoE) layer bytes for recompute none / selective / full
 
 
 @njit(cache=True, error_model="numpy")
@@ -27,149 +90,296 @@ def _gcd(a, b):
 
 
 @njit(cache=True, error_model="numpy")
-def layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, moe_layer):
-    """(fwd, bwd, core_fwd, tp_fwd, tp_bwd, cp_fwd, cp_bwd, ep_fwd, ep_bwd)"""
+def precision_terms(hv, prec):
+    """(16-bit peak, matmul peak, low-precision factor, bytes per matmul input element)."""
+    peak16 = hv[K.H_PEAK_BF16] if prec != K.PREC_FP16 else hv[K.H_PEAK_FP16]
+    if prec == K.PREC_FP8:
+        return peak16, hv[K.H_PEAK_FP8], hv[K.H_LP_FP8], 1.0
+    if prec == K.PREC_FP4:
+        return peak16, hv[K.H_PEAK_FP4], hv[K.H_LP_FP4], 0.5
+    return peak16, peak16, 1.0, BF16_BYTES
+
+
+@njit(cache=True, error_model="numpy")
+def attention_core(mv, hv, sv, tp, cp, seq, mbs, peak16):
+    """(forward, backward) time of the attention core (QK^T, softmax, AV) of one layer.
+
+    Fused flash attention (Dao et al. 2022/2023): causal FLOPs over the mean context at the
+    class's attention efficiency (FlashAttention-2 class, or FlashAttention-3 / cuDNN class where
+    the stack runs it); backward = 2.5x the forward FLOPs (5 matmuls vs 2). Unfused (Megatron
+    2021): QK^T and AV as batched GEMMs over the full s x s score matrix (no causal skipping),
+    the fused scale-mask-softmax reads and writes the scores (4 B per score forward, 6 backward).
+    """
+    a = mv[K.M_HEADS] / tp
+    dqk = mv[K.M_DQK]
+    dv = mv[K.M_DV]
+    T = mbs * seq / cp
+    launch = hv[K.H_KERNEL_S]
+    if sv[K.S_ATTN] == K.ATTN_UNFUSED:
+        sq = seq / cp
+        heads = mbs * a
+        fwd = (gemm_time(hv, sq, seq, dqk, heads, peak16, 1.0, BF16_BYTES)
+               + gemm_time(hv, sq, dv, seq, heads, peak16, 1.0, BF16_BYTES))
+        scores = heads * sq * seq
+        fwd += 4.0 * scores / hv[K.H_HBM_BW] + launch
+        bwd = 2.0 * (fwd - launch) + 6.0 * scores / hv[K.H_HBM_BW] + 2.0 * launch
+        return fwd, bwd
+    fs = mv[K.M_FRAC_SLIDING]
+    ctx = (1.0 - fs) * avg_context(seq, 0.0, True) + fs * avg_context(seq, mv[K.M_WINDOW], True)
+    flops = 2.0 * T * ctx * a * (dqk + dv)
+    if sv[K.S_ATTN] == K.ATTN_FLASH3:
+        e_f = hv[K.H_ATT3_FWD]
+        e_b = hv[K.H_ATT3_BWD]
+    else:
+        e_f = hv[K.H_ATT_FWD]
+        e_b = hv[K.H_ATT_BWD]
+    return flops / (peak16 * e_f) + launch, 2.5 * flops / (peak16 * e_b) + launch
+
+
+@njit(cache=True, error_model="numpy")
+def _tp_exposed(c, g, overlap, chunks):
+    """A TP collective of time ``c`` next to a GEMM of time ``g``: all of it without overlap;
+    with userbuffers/MC2 pipelining the GEMM is split into ``chunks`` pieces and only the part
+    the GEMM cannot cover, or at least one chunk, stays exposed."""
+    if not overlap:
+        return c
+    return max(c / chunks, c - g)
+
+
+@njit(cache=True, error_model="numpy")
+def host_ops(mv, sv, tp, ep, prec, moe_layer):
+    """(operators the host issues for one layer's forward, operators issued after the MoE
+    dispatcher's device-to-host sync). Counts follow the module structure of a Megatron /
+    Transformer Engine layer: attention block (norm, QKV GEMMs, RoPE, attention, output GEMM,
+    residual) and MLP block (norm, up GEMM, activation, down GEMM, residual); an MoE block adds
+    the router (GEMM, softmax/top-k, auxiliary loss), the dispatcher (index computation, token
+    counts, two all-to-alls, permute and unpermute) and grouped expert GEMMs. Eager (unfused)
+    elementwise code issues about twice as many operators; each fp8 GEMM adds a cast and a
+    scale update (a grouped fp8 GEMM: per local expert); each TP collective is one more.
+    Captured CUDA graphs issue one launch."""
+    fused = sv[K.S_FUSED] > 0.5
+    graphs = sv[K.S_GRAPHS]
+    n_gemm_attn = 4.0 if mv[K.M_MLA] > 0.5 else 2.0
+    attn = (6.0 if fused else 12.0) + n_gemm_attn - 2.0
+    mlp = 5.0 if fused else 8.0
+    sync_ops = 0.0
+    local = 1.0
+    if moe_layer:
+        mlp = 40.0 if fused else 60.0
+        sync_ops = 15.0 if fused else 25.0
+        local = mv[K.M_EXPERTS] / ep
+        if mv[K.M_SHARED] > 0:
+            mlp += 4.0
+    if prec == K.PREC_FP8 or prec == K.PREC_FP4:
+        attn += 2.0 * n_gemm_attn
+        if moe_layer:
+            mlp += 2.0 * 2.0 * local + (4.0 if mv[K.M_SHARED] > 0 else 0.0)
+        else:
+            mlp += 4.0
+    if tp > 1.0:
+        attn += 2.0
+        mlp += 2.0
+    if graphs == K.GRAPHS_FULL:
+        return 2.0, 0.0
+    if graphs == K.GRAPHS_DENSE:
+        attn = 1.0
+        if not moe_layer:
+            mlp = 1.0
+    return attn + mlp, sync_ops
+
+
+@njit(cache=True, error_model="numpy")
+def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
+    """Fill ``out`` (L_*) for one layer (dense or MoE) and one micro-batch on one rank."""
     h = mv[K.M_HIDDEN]
     a = mv[K.M_HEADS]
     kv = mv[K.M_KV_HEADS]
     dqk = mv[K.M_DQK]
     dv = mv[K.M_DV]
     swiglu = mv[K.M_ACT] == K.ACT_SWIGLU
-    up_mult = 2.0 if swiglu else 1.0
+    up = 2.0 if swiglu else 1.0
     T = mbs * seq / cp
-    peak16 = hv[K.H_PEAK_BF16] if prec != K.PREC_FP16 else hv[K.H_PEAK_FP16]
-    if prec == K.PREC_FP8:
-        peak = hv[K.H_PEAK_FP8]
-        lp = hv[K.H_LP_FP8]
-        in_b = 1.0
-    elif prec == K.PREC_FP4:
-        peak = hv[K.H_PEAK_FP4]
-        lp = hv[K.H_LP_FP4]
-        in_b = 0.5
-    else:
-        peak = peak16
-        lp = 1.0
-        in_b = BF16_BYTES
+    sp = sv[K.S_SP] > 0.5
+    fused = sv[K.S_FUSED] > 0.5
+    bw = hv[K.H_HBM_BW]
+    launch = hv[K.H_KERNEL_S]
+    peak16, peak, lp, in_b = precision_terms(hv, prec)
 
-    g = 0.0
-    quant_elems = 0.0
-    quant_out = 0.0
+    # -- attention projections (Megatron column-parallel QKV, row-parallel output) ---------
+    q_el = 0.0      # elements cast to fp8/fp4 before GEMMs (inputs), for the cast traffic
+    q_out = 0.0     # GEMM output elements whose gradients are cast in backward
     if mv[K.M_MLA] > 0.5:
         ql = mv[K.M_Q_LORA]
         kvl = mv[K.M_KV_LORA]
         rope = mv[K.M_ROPE]
         if ql > 0:
-            g += gemm_time(hv, T, ql, h, 1.0, peak, lp, in_b)
-            g += gemm_time(hv, T, a * dqk / tp, ql, 1.0, peak, lp, in_b)
-            quant_elems += T * h + T * ql
-            quant_out += T * ql + T * a * dqk / tp
+            g_in = (gemm_time(hv, T, ql, h, 1.0, peak, lp, in_b)
+                    + gemm_time(hv, T, a * dqk / tp, ql, 1.0, peak, lp, in_b))
+            q_el += T * h + T * ql
+            q_out += T * ql + T * a * dqk / tp
         else:
-            g += gemm_time(hv, T, a * dqk / tp, h, 1.0, peak, lp, in_b)
-            quant_elems += T * h
-            quant_out += T * a * dqk / tp
-        g += gemm_time(hv, T, kvl + rope, h, 1.0, peak, lp, in_b)
-        g += gemm_time(hv, T, a * ((dqk - rope) + dv) / tp, kvl, 1.0, peak, lp, in_b)
-        quant_elems += T * h + T * kvl
-        quant_out += T * (kvl + rope) + T * a * ((dqk - rope) + dv) / tp
+            g_in = gemm_time(hv, T, a * dqk / tp, h, 1.0, peak, lp, in_b)
+            q_el += T * h
+            q_out += T * a * dqk / tp
+        g_in += gemm_time(hv, T, kvl + rope, h, 1.0, peak, lp, in_b)
+        g_in += gemm_time(hv, T, a * ((dqk - rope) + dv) / tp, kvl, 1.0, peak, lp, in_b)
+        q_el += T * h + T * kvl
+        q_out += T * (kvl + rope) + T * a * ((dqk - rope) + dv) / tp
+        rope_el = (a / tp + 1.0) * rope
+        kv_heads_cp = a
     else:
-        g += gemm_time(hv, T, (a + 2.0 * kv) * dqk / tp, h, 1.0, peak, lp, in_b)
-        quant_elems += T * h
-        quant_out += T * (a + 2.0 * kv) * dqk / tp
-    g += gemm_time(hv, T, h, a * dv / tp, 1.0, peak, lp, in_b)
-    quant_elems += T * a * dv / tp
-    quant_out += T * h
+        g_in = gemm_time(hv, T, (a + 2.0 * kv) * dqk / tp, h, 1.0, peak, lp, in_b)
+        q_el += T * h
+        q_out += T * (a + 2.0 * kv) * dqk / tp
+        rope_el = (a + kv) * dqk / tp
+        kv_heads_cp = kv
+    g_out = gemm_time(hv, T, h, a * dv / tp, 1.0, peak, lp, in_b)
+    q_el += T * a * dv / tp
+    q_out += T * h
+    core_f, core_b = attention_core(mv, hv, sv, tp, cp, seq, mbs, peak16)
 
-    elem_mlp = 0.0
-    moe_fixed = 0.0
+    # -- MLP: dense, or MoE (router, permutation, grouped experts, shared experts) --------
+    elem = 0.0          # forward elementwise bytes through HBM
+    n_launch = 8.0 if fused else 20.0
+    act_el = 3.0 if fused else 5.0       # SwiGLU: read gate and up, write; eager: silu, mul
+    if not swiglu:
+        act_el = 2.0
+    ep_f = 0.0
+    ep_b = 0.0
     if moe_layer:
         E = mv[K.M_EXPERTS]
         k = mv[K.M_TOPK]
         fe = mv[K.M_FE]
         local = E / ep
-        te = T * k * ep / E
-        g += gemm_time(hv, T, E, h, 1.0, peak16, 1.0, BF16_BYTES)
-        g += gemm_time(hv, te, up_mult * fe / tp, h, local, peak, lp, in_b)
-        g += gemm_time(hv, te, h, fe / tp, local, peak, lp, in_b)
-        quant_elems += T * k * (h + fe / tp)
-        quant_out += T * k * (up_mult * fe / tp + h)
-        if swiglu:
-            elem_mlp += 3.0 * T * k * fe / tp * BF16_BYTES
-        else:
-            elem_mlp += 2.0 * T * k * fe / tp * BF16_BYTES
-        elem_mlp += 4.0 * T * k * h * BF16_BYTES
-        # per routed token copy: router bookkeeping, permute, unpermute (fitted, see efficiency.yaml)
-        moe_fixed = T * k * hv[K.H_MOE_TOKEN_S]
+        imb = ep_imbalance(E, ep, sv[K.S_MOE_CV])
+        te = T * k * ep / E * imb                  # tokens per local expert, busiest rank
+        grouped = sv[K.S_GROUPED_GEMM] > 0.5
+        g_router = gemm_time(hv, T, E, h, 1.0, peak16, 1.0, BF16_BYTES)
+        g_up = grouped_gemm(hv, te, up * fe / tp, h, local, peak, lp, in_b, grouped)
+        g_down = grouped_gemm(hv, te, h, fe / tp, local, peak, lp, in_b, grouped)
+        q_el += T * k * imb * (h + fe / tp)
+        q_out += T * k * imb * (up * fe / tp + h)
+        elem += act_el * T * k * imb * fe / tp * BF16_BYTES
+        # permutation through HBM (read + write of every routed copy): permute and unpermute,
+        # plus the chunk sort before and after the all-to-all when ep > 1; fused permute
+        # kernels (TE / DeepEP) do each direction in one pass
+        passes = 2.0 if ep <= 1.0 else 4.0
+        if fused:
+            passes = passes / 2.0
+        elem += passes * 2.0 * T * k * imb * h * BF16_BYTES
+        elem += 3.0 * T * E * FP32_BYTES            # router softmax / top-k on fp32 logits
+        n_launch += 10.0 if fused else 20.0
+        if not grouped:
+            n_launch += local
+        g_mlp_in = g_router + g_up
+        g_mlp_out = g_down
         if mv[K.M_SHARED] > 0:
-            fs = mv[K.M_FS] * mv[K.M_SHARED]
-            g += gemm_time(hv, T, up_mult * fs / tp, h, 1.0, peak, lp, in_b)
-            g += gemm_time(hv, T, h, fs / tp, 1.0, peak, lp, in_b)
-            quant_elems += T * (h + fs / tp)
-            quant_out += T * (up_mult * fs / tp + h)
-            elem_mlp += (3.0 if swiglu else 2.0) * T * fs / tp * BF16_BYTES
+            fsh = mv[K.M_FS] * mv[K.M_SHARED]
+            g_mlp_in += gemm_time(hv, T, up * fsh / tp, h, 1.0, peak, lp, in_b)
+            g_mlp_out += gemm_time(hv, T, h, fsh / tp, 1.0, peak, lp, in_b)
+            q_el += T * (h + fsh / tp)
+            q_out += T * (up * fsh / tp + h)
+            elem += act_el * T * fsh / tp * BF16_BYTES
+        if ep > 1.0:
+            # dispatch (fp8 when the matmuls are fp8, as DeepSeek-V3 sec. 3.3) and combine (16
+            # bit) over the tiers the EP group spans; the busiest rank receives imb x the mean
+            g0, g1, n_dom = tier_sizes(hv, tp, ep, 1.0, 1.0)
+            tok = T / tp
+            d_b = 1.0 if prec == K.PREC_FP8 else BF16_BYTES
+            b0, b1, b2 = dispatch_bytes(tok, h * d_b, k, ep, g0, n_dom, E, mv[K.M_GROUPS],
+                                        mv[K.M_GROUP_LIMIT], sv[K.S_DEDUP] > 0.5)
+            c0, c1, c2 = dispatch_bytes(tok, h * BF16_BYTES, k, ep, g0, n_dom, E, mv[K.M_GROUPS],
+                                        mv[K.M_GROUP_LIMIT], sv[K.S_DEDUP] > 0.5)
+            combine = tiered_transfer(hv, imb * c0, imb * c1, imb * c2, g1)
+            ep_f = tiered_transfer(hv, imb * b0, imb * b1, imb * b2, g1) + combine
+            ep_b = 2.0 * combine
     else:
         f = mv[K.M_FFN]
-        g += gemm_time(hv, T, up_mult * f / tp, h, 1.0, peak, lp, in_b)
-        g += gemm_time(hv, T, h, f / tp, 1.0, peak, lp, in_b)
-        quant_elems += T * (h + f / tp)
-        quant_out += T * (up_mult * f / tp + h)
-        elem_mlp += (3.0 if swiglu else 2.0) * T * f / tp * BF16_BYTES
+        g_mlp_in = gemm_time(hv, T, up * f / tp, h, 1.0, peak, lp, in_b)
+        g_mlp_out = gemm_time(hv, T, h, f / tp, 1.0, peak, lp, in_b)
+        q_el += T * (h + f / tp)
+        q_out += T * (up * f / tp + h)
+        elem += act_el * T * f / tp * BF16_BYTES
 
-    fs_frac = mv[K.M_FRAC_SLIDING]
-    ctx = (1.0 - fs_frac) * avg_context(seq, 0.0, True) + fs_frac * avg_context(seq, mv[K.M_WINDOW], True)
-    core_flops = 2.0 * T * ctx * (a / tp) * (dqk + dv)
-    core_fwd = core_flops / (peak16 * hv[K.H_ATT_FWD]) + hv[K.H_KERNEL_S]
-    core_bwd = 2.5 * core_flops / (peak16 * hv[K.H_ATT_BWD]) + hv[K.H_KERNEL_S]
-
-    elem = (4.0 * h + 6.0 * h) * T / tp * BF16_BYTES
-    elem += 2.0 * (a + kv) * dqk / tp * T * BF16_BYTES
-    elem += elem_mlp
+    # -- elementwise: two norms and two residual adds on the sequence shard (SP) or on every
+    # token (no SP), rotary embedding on this rank's heads; eager kernels make more passes
+    tok_norm = T / tp if sp else T
+    norm_passes = 1.0 if fused else 3.0
+    rope_passes = 1.0 if fused else 4.0
+    elem += (2.0 * norm_passes * 2.0 * h + 2.0 * 3.0 * h) * tok_norm * BF16_BYTES
+    elem += rope_passes * 2.0 * rope_el * T * BF16_BYTES
+    quant_b = 0.0
     if prec == K.PREC_FP8 or prec == K.PREC_FP4:
-        elem += quant_elems * (BF16_BYTES + 2.0 * in_b)
-        quant_bwd = quant_out * (BF16_BYTES + 2.0 * in_b) / hv[K.H_HBM_BW]
-    else:
-        quant_bwd = 0.0
-    n_elem_kernels = 8.0
-    elem_fwd = elem / hv[K.H_HBM_BW] + n_elem_kernels * hv[K.H_KERNEL_S]
+        # Transformer Engine casts each GEMM input to fp8 with its transpose (read 16 bit,
+        # write twice), and in backward the output gradients likewise
+        elem += q_el * (BF16_BYTES + 2.0 * in_b)
+        quant_b = q_out * (BF16_BYTES + 2.0 * in_b) / bw
+    elem_f = elem / bw + n_launch * launch
 
-    fwd = g + core_fwd + elem_fwd + moe_fixed
-    bwd = 2.0 * g + core_bwd + 2.0 * elem_fwd + 2.0 * moe_fixed + quant_bwd
+    gemm_f = g_in + g_out + g_mlp_in + g_mlp_out
+    gpu_f = gemm_f + core_f + elem_f
+    gpu_b = 2.0 * gemm_f + core_b + 2.0 * elem_f + quant_b
+    host_f, host_sync = host_ops(mv, sv, tp, ep, prec, moe_layer)
+    host_f *= sv[K.S_HOST_OP]
+    # the host issues the layer's operators while the GPU runs earlier ones; a small layer on
+    # a fast chip waits for the host (max). The MoE dispatcher reads the token counts per
+    # expert back to the host (a device-to-host sync that drains the queue), so the operators
+    # issued between that sync and the next GPU work are exposed in full.
+    out[L_FWD] = max(gpu_f, host_f) + host_sync * sv[K.S_HOST_OP]
+    out[L_BWD] = max(gpu_b, 2.0 * host_f)
+    out[L_CORE] = core_f
 
-    act_bytes = T * h * BF16_BYTES
-    tp_one = rs_or_ag(hv, act_bytes, tp, 1.0, tp, 1.0, 1.0)
-    tp_fwd = 4.0 * tp_one * hv[K.H_TP_EXPOSED]
-    tp_bwd = 4.0 * tp_one * hv[K.H_TP_EXPOSED]
+    # -- TP: with SP all-gather before the QKV and MLP-in GEMMs, reduce-scatter after the
+    # output and MLP-out GEMMs (4 per layer per direction, Korthikanti et al. 2022); without SP
+    # two all-reduces of the same volume. Backward GEMMs (dgrad + wgrad) are twice as long.
+    tp_f = 0.0
+    tp_b = 0.0
+    if tp > 1.0:
+        one = rs_or_ag(hv, T * h * BF16_BYTES, tp, 1.0, tp, 1.0, 1.0)
+        ovl = sv[K.S_TP_OVERLAP] > 0.5
+        tp_f = (_tp_exposed(one, g_in, ovl, tp) + _tp_exposed(one, g_out, ovl, tp)
+                + _tp_exposed(one, g_mlp_in, ovl, tp) + _tp_exposed(one, g_mlp_out, ovl, tp))
+        tp_b = (_tp_exposed(one, 2.0 * g_in, ovl, tp) + _tp_exposed(one, 2.0 * g_out, ovl, tp)
+                + _tp_exposed(one, 2.0 * g_mlp_in, ovl, tp) + _tp_exposed(one, 2.0 * g_mlp_out, ovl, tp))
+    out[L_TP_F] = tp_f
+    out[L_TP_B] = tp_b
 
-    cp_fwd = 0.0
-    cp_bwd = 0.0
+    # -- CP: ring attention passes K,V chunks cp-1 times (dK,dV too in backward), each hop
+    # overlapped with the attention on the chunk in hand; the ring spans tp*cp ranks, so its
+    # slowest hop is set by the tier the whole group spans
+    cp_f = 0.0
+    cp_b = 0.0
     if cp > 1.0:
-        if mv[K.M_MLA] > 0.5:
-            kv_bytes = T * a / tp * (dqk + dv) * BF16_BYTES
-        else:
-            kv_bytes = T * kv / tp * (dqk + dv) * BF16_BYTES
-        ring = (cp - 1.0) * p2p(hv, kv_bytes, tp)
-        cp_fwd = max(0.0, ring - core_fwd)
-        cp_bwd = max(0.0, 2.0 * ring - core_bwd)
-
-    ep_fwd = 0.0
-    ep_bwd = 0.0
-    if moe_layer and ep > 1.0:
-        a2a_bytes = T * mv[K.M_TOPK] * h * (1.0 if prec == K.PREC_FP8 else BF16_BYTES) / tp
-        combine_bytes = T * mv[K.M_TOPK] * h * BF16_BYTES / tp
-        ep_fwd = (all_to_all(hv, a2a_bytes, ep, tp, ep, 1.0, 1.0)
-                  + all_to_all(hv, combine_bytes, ep, tp, ep, 1.0, 1.0))
-        ep_bwd = 2.0 * all_to_all(hv, combine_bytes, ep, tp, ep, 1.0, 1.0)
-    return fwd, bwd, core_fwd, tp_fwd, tp_bwd, cp_fwd, cp_bwd, ep_fwd, ep_bwd
+        kv_bytes = T * kv_heads_cp / tp * (dqk + dv) * BF16_BYTES
+        hop_f = p2p(hv, kv_bytes, tp * cp)
+        hop_b = p2p(hv, 2.0 * kv_bytes, tp * cp)
+        cp_f = (cp - 1.0) * max(0.0, hop_f - core_f / cp)
+        cp_b = (cp - 1.0) * max(0.0, hop_b - core_b / cp)
+    out[L_CP_F] = cp_f
+    out[L_CP_B] = cp_b
+    out[L_EP_F] = ep_f
+    out[L_EP_B] = ep_b
 
 
 @njit(cache=True, error_model="numpy")
-def layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, moe_layer):
+def layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, rc, prec, moe_layer):
+    """Bytes of activations one layer keeps for backward, per micro-batch, per rank.
+
+    Korthikanti et al. 2022, Table 2, generalised to GQA/MLA, gated MLPs and MoE, with no
+    dropout: the tensors split over TP (per-head Q/K/V, attention output, MLP intermediate) are
+    divided by tp; the hidden-size tensors (norm inputs, GEMM inputs) only with sequence
+    parallelism. Flash attention keeps no s x s scores; unfused attention keeps the softmax
+    output (2 B per score). fp8/fp4 GEMM inputs are kept in that precision (TE's cast copy).
+    MoE experts hold their routed token copies whole on every TP rank (expert TP = TP).
+    Full recompute keeps only the layer input."""
     T = mbs * seq / cp
     h = mv[K.M_HIDDEN]
     a = mv[K.M_HEADS]
     kv = mv[K.M_KV_HEADS]
     dqk = mv[K.M_DQK]
     dv = mv[K.M_DV]
-    swiglu = mv[K.M_ACT] == K.ACT_SWIGLU
+    sp = sv[K.S_SP] > 0.5
+    rep_div = tp if sp else 1.0
     if prec == K.PREC_FP8:
         gin = 1.0
     elif prec == K.PREC_FP4:
@@ -177,53 +387,367 @@ def layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, moe_layer):
     else:
         gin = BF16_BYTES
     if rc == K.RC_FULL:
-        return T * h * BF16_BYTES / tp
-    up = 2.0 if swiglu else 1.0
+        return T * h * BF16_BYTES / rep_div
+    up = 2.0 if mv[K.M_ACT] == K.ACT_SWIGLU else 1.0
     if mv[K.M_MLA] > 0.5:
-        ql = mv[K.M_Q_LORA]
-        kvl = mv[K.M_KV_LORA]
-        qkv16 = a * dqk + a * dqk + a * dv
-        gemm_in = h + ql + kvl
+        qkv16 = a * dqk + a * dqk + a * dv          # q, k (nope + rope), v after up-projection
+        rep = h * BF16_BYTES + (h + mv[K.M_Q_LORA] + mv[K.M_KV_LORA]) * gin
     else:
         qkv16 = a * dqk + 2.0 * kv * dqk
-        gemm_in = h
-    attn = (h + qkv16) * BF16_BYTES + gemm_in * gin
+        rep = h * BF16_BYTES + h * gin              # norm input, QKV-GEMM input
+    split = qkv16 * BF16_BYTES
     if rc != K.RC_SELECTIVE:
-        attn += a * dv * gin
+        split += a * dv * gin                       # output-projection input
+    rep += h * BF16_BYTES + h * gin                 # MLP norm input, MLP-in GEMM input
+    routed = 0.0
     if moe_layer:
         k = mv[K.M_TOPK]
         fe = mv[K.M_FE]
-        mlp = h * BF16_BYTES + h * gin + k * (h * gin + up * fe * BF16_BYTES + fe * gin)
+        routed = k * (h * gin + (up * fe * BF16_BYTES + fe * gin) / tp)
         if mv[K.M_SHARED] > 0:
-            fs = mv[K.M_FS] * mv[K.M_SHARED]
-            mlp += up * fs * BF16_BYTES + fs * gin
+            fsh = mv[K.M_FS] * mv[K.M_SHARED]
+            split += up * fsh * BF16_BYTES + fsh * gin
     else:
         f = mv[K.M_FFN]
-        mlp = h * BF16_BYTES + h * gin + up * f * BF16_BYTES + f * gin
-    return T * (attn + mlp) / tp
+        split += up * f * BF16_BYTES + f * gin
+    total = T * (rep / rep_div + split / tp + routed)
+    if sv[K.S_ATTN] == K.ATTN_UNFUSED and rc != K.RC_SELECTIVE:
+        total += mbs * (a / tp) * (seq / cp) * seq * BF16_BYTES
+    return total
 
 
-# ---- per-batch memo: consecutive plans often share their layer-level results --------------
-C_LKEY = 0      # (tp, cp, ep, seq, mbs, prec)
-C_LD = 6        # 9 dense-layer times
-C_LM = 15       # 9 MoE-layer times
-C_LOGITS = 24   # logits GEMM time, cross-entropy time
-C_CKEY = 26     # (tp, pp, dp, cp, ep, vpp)
-C_RS = 32
-C_AG = 33
-C_PD = 34       # dense params on the busiest rank
-C_PE = 35       # expert params on the busiest rank
-C_FKEY = 36     # seq
-C_MFT = 37      # model FLOPs per token
-C_HFT = 38      # executed FLOPs per token, one per recompute mode
-C_AKEY = 41     # (tp, cp, seq, mbs, prec, 0)
-C_ACT = 47      # per recompute mode: dense-layer bytes, MoE-layer bytes, extra (full recompute)
-C_P2P = 56      # one pipeline send of a micro-batch's activations
-C_STRAG = 57    # cv * sqrt(2 ln nodes)
-C_NDENSE = 58   # dense layers on the busiest rank
-C_NMOE = 59     # MoE layers on the busiest rank
-C_FSDPW = 60    # FSDP working set: two gathered layers
-C_SIZE = 61
+@njit(cache=True, error_model="numpy")
+def stage_layout(mv, pp, vpp):
+    """(layers, MoE layers, dense layers) on the busiest rank. Layers need not divide into
+    pp*vpp stages: a rank holds at most vpp * ceil(L / (pp*vpp)); the busiest rank is taken to
+    hold MoE layers first (the expensive ones)."""
+    L = mv[K.M_LAYERS]
+    per_rank = min(L, vpp * math.ceil(L / (pp * vpp)))
+    n_moe = min(per_rank, mv[K.M_N_MOE])
+    return per_rank, n_moe, per_rank - n_moe
+
+
+@njit(cache=True, error_model="numpy")
+def head_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec):
+    """Fill ``out`` (HD_*): output-layer GEMM (16 bit) and the softmax cross-entropy over the
+    vocabulary shard, and one pipeline send (the scatter/gather optimisation of Narayanan et al.
+    2021 sends 1/tp of the activations per rank) between stages tp*Din ranks apart."""
+    h = mv[K.M_HIDDEN]
+    V = mv[K.M_VOCAB]
+    T = mbs * seq / cp
+    peak16 = hv[K.H_PEAK_BF16] if prec != K.PREC_FP16 else hv[K.H_PEAK_FP16]
+    out[HD_LOGITS] = gemm_time(hv, T, V / tp, h, 1.0, peak16, 1.0, BF16_BYTES)
+    ce_bytes = T * V / tp * (BF16_BYTES + 2.0 * FP32_BYTES)
+    out[HD_CE] = ce_bytes / hv[K.H_HBM_BW] + 2.0 * hv[K.H_KERNEL_S]
+    icp = int(cp)
+    iep = int(ep)
+    din = float(icp * iep // _gcd(icp, iep))
+    out[HD_P2P] = p2p(hv, T * h * BF16_BYTES / tp, tp * din)
+    out[HD_MFT] = model_flops_per_token(mv, seq)
+    out[HD_HFT_FULL] = hardware_flops_per_token(mv, seq, K.RC_FULL, 1.0)
+    out[HD_HFT_SEL] = hardware_flops_per_token(mv, seq, K.RC_SELECTIVE, 1.0)
+
+
+@njit(cache=True, error_model="numpy")
+def dp_costs(out, mv, hv, sv, tp, pp, dp, cp, ep, vpp):
+    """Fill ``out`` (DP_*): parameters on the busiest rank and the data-parallel collectives.
+
+    Dense parameters are replicated over dp*cp ranks, expert parameters over dp*cp/ep (EP is
+    carved out of the data-parallel ranks, Megatron-Core). Gradients travel at the stack's
+    main-gradient width (fp32), parameters at 16 bit."""
+    attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
+    per_rank, n_moe_r, n_dense_r = stage_layout(mv, pp, vpp)
+    embed_part = embed + (out_layer if pp == 1.0 else 0.0)
+    nonexp = (n_dense_r * (attn + norms + dense_mlp)
+              + n_moe_r * (attn + norms + router + shared))
+    p_dense = (nonexp + embed_part) / tp
+    p_exp = n_moe_r * mv[K.M_EXPERTS] * expert / (ep * tp)
+    dp_dense = dp * cp
+    dp_exp = dp * cp / ep
+    din = float(int(cp) * int(ep) // _gcd(int(cp), int(ep)))
+    dout = dp * cp / din
+    s_out = tp * din * pp
+    gb = sv[K.S_GRAD_BYTES]
+    bucket = sv[K.S_BUCKET]
+    rs = 0.0
+    ar = 0.0
+    ag = 0.0
+    rs_t = 0.0
+    ar_t = 0.0
+    ag_t = 0.0
+    if p_dense > 0.0:
+        b = min(bucket, p_dense)
+        rs += rs_or_ag(hv, p_dense * gb, dp_dense, tp, din, s_out, dout)
+        ar += all_reduce(hv, p_dense * gb, dp_dense, tp, din, s_out, dout)
+        ag += rs_or_ag(hv, p_dense * BF16_BYTES, dp_dense, tp, din, s_out, dout)
+        rs_t += rs_or_ag(hv, b * gb, dp_dense, tp, din, s_out, dout)
+        ar_t += all_reduce(hv, b * gb, dp_dense, tp, din, s_out, dout)
+        ag_t += rs_or_ag(hv, b * BF16_BYTES, dp_dense, tp, din, s_out, dout)
+    if p_exp > 0.0:
+        b = min(bucket, p_exp)
+        rs += rs_or_ag(hv, p_exp * gb, dp_exp, tp * ep, din / ep, s_out, dout)
+        ar += all_reduce(hv, p_exp * gb, dp_exp, tp * ep, din / ep, s_out, dout)
+        ag += rs_or_ag(hv, p_exp * BF16_BYTES, dp_exp, tp * ep, din / ep, s_out, dout)
+        rs_t = max(rs_t, rs_or_ag(hv, b * gb, dp_exp, tp * ep, din / ep, s_out, dout))
+        ar_t = max(ar_t, all_reduce(hv, b * gb, dp_exp, tp * ep, din / ep, s_out, dout))
+        ag_t = max(ag_t, rs_or_ag(hv, b * BF16_BYTES, dp_exp, tp * ep, din / ep, s_out, dout))
+    out[DP_RS] = rs
+    out[DP_AR] = ar
+    out[DP_AG] = ag
+    out[DP_RS_TAIL] = rs_t
+    out[DP_AR_TAIL] = ar_t
+    out[DP_AG_TAIL] = ag_t
+    out[DP_PD] = p_dense
+    out[DP_PE] = p_exp
+    out[DP_ND] = n_dense_r
+    out[DP_NM] = n_moe_r
+    dense_layer = (attn + norms + dense_mlp) / tp
+    moe_layer = 0.0
+    if n_moe_r > 0:
+        moe_layer = (attn + norms + router + shared) / tp + mv[K.M_EXPERTS] * expert / (ep * tp)
+    out[DP_FSDPW] = 2.0 * max(dense_layer, moe_layer) * BF16_BYTES
+    n_nodes = (tp * pp * dp * cp) / hv[K.H_NODE]
+    out[DP_STRAG] = hv[K.H_STRAGGLER_CV] * math.sqrt(2.0 * math.log(n_nodes)) if n_nodes > 1.0 else 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def activation_costs(out, mv, sv, tp, cp, ep, seq, mbs, prec):
+    """Fill ``out`` (A_*): activation bytes per layer by recompute mode, the extra layer a full
+    recompute re-materialises in backward, and the logits of one micro-batch."""
+    moe = mv[K.M_N_MOE] > 0
+    full_d = layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, K.RC_NONE, prec, False)
+    full_m = layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, K.RC_NONE, prec, True) if moe else 0.0
+    for rc in range(3):
+        a_d = layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, rc, prec, False)
+        a_m = layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, rc, prec, True) if moe else a_d
+        out[2 * rc] = a_d
+        out[2 * rc + 1] = a_m
+    out[A_FULL_EXTRA] = max(full_d, full_m)
+    out[A_LOGITS] = mbs * seq / cp * mv[K.M_VOCAB] / tp * (BF16_BYTES + FP32_BYTES)
+
+
+@njit(cache=True, error_model="numpy")
+def _dp_exposed(sv, zero, m, dpv, fwd_win, bwd_win):
+    """Data-parallel communication left on the critical path, per ZeRO stage and overlap flags.
+
+    ZeRO-0: gradient all-reduce after the last micro-batch's backward. ZeRO-1 (distributed
+    optimizer): reduce-scatter of the full gradient buffer once per step, then all-gather of the
+    updated 16-bit parameters. ZeRO-2 (DeepSpeed): a reduce-scatter every micro-batch into the
+    gradient shard. ZeRO-3 / FSDP: parameters all-gathered for each micro-batch's forward and
+    again for its backward, gradients reduce-scattered every micro-batch. Overlapped traffic
+    hides behind the backward (or forward) of one micro-batch except its last bucket."""
+    g_ovl = sv[K.S_GRAD_OVERLAP] > 0.5
+    p_ovl = sv[K.S_PARAM_OVERLAP] > 0.5
+    rs = dpv[DP_RS]
+    ag = dpv[DP_AG]
+    if zero == 0:
+        ar = dpv[DP_AR]
+        return max(dpv[DP_AR_TAIL], ar - bwd_win) if g_ovl else ar
+    if zero == 3:
+        if not (g_ovl and p_ovl):
+            return m * (2.0 * ag + rs)
+        return m * (max(dpv[DP_AG_TAIL], ag - fwd_win)
+                    + max(dpv[DP_AG_TAIL] + dpv[DP_RS_TAIL], ag + rs - bwd_win))
+    t_ag = max(dpv[DP_AG_TAIL], ag - fwd_win) if p_ovl else ag
+    if zero == 2 and sv[K.S_ZERO2_PER_MB] > 0.5:
+        t_rs = m * (max(dpv[DP_RS_TAIL], rs - bwd_win) if g_ovl else rs)
+    else:
+        t_rs = max(dpv[DP_RS_TAIL], rs - bwd_win) if g_ovl else rs
+    return t_rs + t_ag
+
+
+@njit(cache=True, error_model="numpy")
+def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
+    """Put the blocks together for plan ``p``: micro-batches, schedule, overlaps, memory.
+    Writes output row ``o`` (kernels.layout O_*) and returns a status code."""
+    tp = float(p[K.P_TP])
+    pp = float(p[K.P_PP])
+    dp = float(p[K.P_DP])
+    cp = float(p[K.P_CP])
+    ep = float(p[K.P_EP])
+    vpp = float(p[K.P_VPP])
+    mbs = float(p[K.P_MBS])
+    gbs = float(p[K.P_GBS])
+    seq = float(p[K.P_SEQ])
+    zero = p[K.P_ZERO]
+    rc = p[K.P_RECOMPUTE]
+
+    m = gbs / (dp * mbs)                      # micro-batches per step per pipeline
+    nd = dpv[DP_ND]
+    nm = dpv[DP_NM]
+
+    fwd = nd * ld[L_FWD] + nm * lm[L_FWD] + hd[HD_LOGITS] + hd[HD_CE]
+    bwd = nd * ld[L_BWD] + nm * lm[L_BWD] + 2.0 * hd[HD_LOGITS] + hd[HD_CE]
+    tp_f = nd * ld[L_TP_F] + nm * lm[L_TP_F]
+    tp_b = nd * ld[L_TP_B] + nm * lm[L_TP_B]
+    cp_f = nd * ld[L_CP_F] + nm * lm[L_CP_F]
+    cp_b = nd * ld[L_CP_B] + nm * lm[L_CP_B]
+    # MoE all-to-all: exposed whole, or (plan knob) hidden behind another micro-batch's compute
+    # of the same layer (Megatron-Core EP overlap / DualPipe-style pairing), keeping the excess
+    a2a = nm * (lm[L_EP_F] + lm[L_EP_B])
+    if p[K.P_EPO] == 1:
+        ep_all = nm * max(0.0, lm[L_EP_F] + lm[L_EP_B] - lm[L_FWD] - lm[L_BWD])
+    else:
+        ep_all = a2a
+    ep_share_f = lm[L_EP_F] / (lm[L_EP_F] + lm[L_EP_B]) if a2a > 0.0 else 0.0
+    ep_f = ep_all * ep_share_f
+
+    q = 0.0
+    rec = 0.0
+    rec_comm = 0.0
+    if rc == K.RC_FULL:
+        per_rank = nd + nm
+        quarters = float(p[K.P_RC_Q]) if p[K.P_RC_Q] > 0 else 4.0
+        q = min(per_rank, math.ceil(quarters * per_rank / 4.0)) / per_rank
+        rec = q * (nd * ld[L_FWD] + nm * lm[L_FWD])
+        rec_comm = q * (tp_f + cp_f + ep_f)
+    elif rc == K.RC_SELECTIVE:
+        rec = nd * ld[L_CORE] + nm * lm[L_CORE]
+    t_tp = tp_f + tp_b
+    t_cp = cp_f + cp_b
+    t_mb = fwd + bwd + rec + t_tp + t_cp + ep_all + rec_comm
+    fwd_win = fwd
+    bwd_win = bwd + rec
+
+    # pipeline: 1F1B bubble (p-1)/(v m) of the m micro-batches (Narayanan et al. 2021)
+    bubble = (pp - 1.0) / vpp * t_mb
+    pp_comm = 0.0
+    if pp > 1.0:
+        one = hd[HD_P2P]
+        if sv[K.S_P2P_OVERLAP] > 0.5:
+            # only the fill/drain chain waits on sends; in the steady state a send hides
+            # behind the next virtual stage's compute
+            pp_comm = 2.0 * (pp - 1.0) * one + 2.0 * m * vpp * max(0.0, one - t_mb / (2.0 * vpp))
+        else:
+            pp_comm = 2.0 * (m * vpp + pp - 1.0) * one
+
+    dp_exposed = _dp_exposed(sv, zero, m, dpv, fwd_win, bwd_win)
+    p_dense = dpv[DP_PD]
+    p_exp = dpv[DP_PE]
+    dp_dense = dp * cp
+    dp_exp = dp * cp / ep
+    shard = dp_dense if zero >= 1 else 1.0
+    shard_e = dp_exp if zero >= 1 else 1.0
+    local_master = p_dense / shard + p_exp / shard_e
+    optimizer = local_master * ADAM_BYTES_PER_PARAM / hv[K.H_HBM_BW]
+
+    base = m * t_mb + bubble + pp_comm + dp_exposed + optimizer
+    strag = base * dpv[DP_STRAG]
+    step = base + strag
+
+    o[K.O_T_COMPUTE] = m * (fwd + bwd)
+    o[K.O_T_RECOMPUTE] = m * rec
+    o[K.O_T_TP] = m * (t_tp + q * tp_f)
+    o[K.O_T_CP] = m * (t_cp + q * cp_f)
+    o[K.O_T_EP] = m * (ep_all + q * ep_f)
+    o[K.O_T_PP] = pp_comm
+    o[K.O_T_DP] = dp_exposed
+    o[K.O_T_BUBBLE] = bubble
+    o[K.O_T_OPTIMIZER] = optimizer
+    o[K.O_T_STRAGGLER] = strag
+    o[K.O_STEP] = step
+
+    # memory on the busiest rank (the first pipeline stage holds the most micro-batches)
+    prec = p[K.P_PREC]
+    w_shard = dp_dense if zero == 3 else 1.0
+    w_shard_e = dp_exp if zero == 3 else 1.0
+    weights = (p_dense / w_shard + p_exp / w_shard_e) * BF16_BYTES
+    if zero == 3:
+        weights += dpv[DP_FSDPW]
+    elif prec == K.PREC_FP8 or prec == K.PREC_FP4:
+        # TE caches each weight and its transpose in fp8 across the micro-batches of a step
+        weights += (p_dense + p_exp) * 2.0 * (1.0 if prec == K.PREC_FP8 else 0.5)
+    g_shard = dp_dense if zero >= 2 else 1.0
+    g_shard_e = dp_exp if zero >= 2 else 1.0
+    grads = (p_dense / g_shard + p_exp / g_shard_e) * sv[K.S_GRAD_BYTES]
+    opt = local_master * ADAM_STATE_BYTES
+    ac = 2 * rc
+    act_mb = nd * act[ac] + nm * act[ac + 1]
+    extra = 0.0
+    if rc == K.RC_FULL:
+        act_mb = q * act_mb + (1.0 - q) * (nd * act[0] + nm * act[1])
+        extra = act[A_FULL_EXTRA]
+    in_flight = min(m, pp)
+    interleave = 1.0 + (pp - 1.0) / (pp * vpp) if vpp > 1.0 else 1.0
+    activ = act_mb * in_flight * interleave + extra + act[A_LOGITS]
+    o[K.O_MEM_WEIGHTS] = weights
+    o[K.O_MEM_GRADS] = grads
+    o[K.O_MEM_OPT] = opt
+    o[K.O_MEM_ACT] = activ
+    o[K.O_MEM_TOTAL] = weights + grads + opt + activ
+    status = K.ST_OK
+    if o[K.O_MEM_TOTAL] > hv[K.H_HBM_BYTES]:
+        status = K.ST_OOM
+    if not math.isfinite(step):
+        status = K.ST_NO_LINK
+    o[K.O_TOKENS_PER_S] = 0.0
+    if math.isfinite(step) and step > 0.0:
+        o[K.O_TOKENS_PER_S] = gbs * seq / step
+    o[K.O_MODEL_FLOPS_TOK] = hd[HD_MFT]
+    if rc == K.RC_FULL:
+        o[K.O_HW_FLOPS_TOK] = hd[HD_MFT] + q * (hd[HD_HFT_FULL] - hd[HD_MFT])
+    elif rc == K.RC_SELECTIVE:
+        o[K.O_HW_FLOPS_TOK] = hd[HD_HFT_SEL]
+    else:
+        o[K.O_HW_FLOPS_TOK] = hd[HD_MFT]
+    return status
+
+
+@njit(cache=True, error_model="numpy")
+def _no_precision(hv, p, o):
+    prec = p[K.P_PREC]
+    if prec == K.PREC_BF16:
+        need = hv[K.H_PEAK_BF16]
+    elif prec == K.PREC_FP16:
+        need = hv[K.H_PEAK_FP16]
+    elif prec == K.PREC_FP8:
+        need = hv[K.H_PEAK_FP8]
+    else:
+        need = hv[K.H_PEAK_FP4]
+    if need <= 0.0 or hv[K.H_PEAK_BF16] <= 0.0:
+        for i in range(K.O_SIZE):
+            o[i] = 0.0
+        return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def train_one(mv, hv, sv, p, o):
+    """Evaluate plan row ``p`` from scratch into output row ``o``; return a status code."""
+    if _no_precision(hv, p, o):
+        return K.ST_NO_PRECISION
+    tp = float(p[K.P_TP])
+    cp = float(p[K.P_CP])
+    ep = float(p[K.P_EP])
+    seq = float(p[K.P_SEQ])
+    mbs = float(p[K.P_MBS])
+    prec = p[K.P_PREC]
+    ld = np.zeros(L_SIZE)
+    lm = np.zeros(L_SIZE)
+    hd = np.zeros(HD_SIZE)
+    dpv = np.zeros(DP_SIZE)
+    act = np.zeros(A_SIZE)
+    layer_costs(ld, mv, hv, sv, tp, cp, ep, seq, mbs, prec, False)
+    if mv[K.M_N_MOE] > 0:
+        layer_costs(lm, mv, hv, sv, tp, cp, ep, seq, mbs, prec, True)
+    head_costs(hd, mv, hv, sv, tp, cp, ep, seq, mbs, prec)
+    dp_costs(dpv, mv, hv, sv, tp, float(p[K.P_PP]), float(p[K.P_DP]), cp, ep, float(p[K.P_VPP]))
+    activation_costs(act, mv, sv, tp, cp, ep, seq, mbs, prec)
+    return assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act)
+
+
+# ---- per-batch memo: consecutive plans share their blocks ---------------------------------
+# The cache holds each block's output next to the knobs it depends on; a block is recomputed
+# only when its key changes. Plans are enumerated so that neighbours share keys.
+C_LKEY = 0                      # (tp, cp, ep, seq, mbs, prec)
+C_LD = 6
+C_LM = C_LD + L_SIZE
+C_HD = C_LM + L_SIZE
+C_DKEY = C_HD + HD_SIZE         # (tp, pp, dp, cp, ep, vpp)
+C_DP = C_DKEY + 6
+C_AKEY = C_DP + DP_SIZE         # (tp, cp, ep, seq, mbs, prec)
+C_ACT = C_AKEY + 6
+C_SIZE = C_ACT + A_SIZE
 
 
 @njit(cache=True, error_model="numpy")
@@ -243,251 +767,51 @@ def _store(c, at, a, b, d, e, f, g):
 
 
 @njit(cache=True, error_model="numpy")
-def _fill_layers(mv, hv, c, tp, cp, ep, seq, mbs, prec):
-    r = layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, False)
-    for j in range(9):
-        c[C_LD + j] = r[j]
-    if mv[K.M_N_MOE] > 0:
-        r = layer_times(mv, hv, tp, cp, ep, seq, mbs, prec, True)
-    for j in range(9):
-        c[C_LM + j] = r[j]
-    h = mv[K.M_HIDDEN]
-    V = mv[K.M_VOCAB]
-    T = mbs * seq / cp
-    peak16 = hv[K.H_PEAK_BF16] if prec != K.PREC_FP16 else hv[K.H_PEAK_FP16]
-    c[C_LOGITS] = gemm_time(hv, T, V / tp, h, 1.0, peak16, 1.0, BF16_BYTES)
-    ce_bytes = T * V / tp * (BF16_BYTES + 2.0 * FP32_BYTES)
-    c[C_LOGITS + 1] = ce_bytes / hv[K.H_HBM_BW] + 2.0 * hv[K.H_KERNEL_S]
-    icp = int(cp)
-    iep = int(ep)
-    din = float(icp * iep // _gcd(icp, iep))
-    c[C_P2P] = p2p(hv, T * h * BF16_BYTES / tp, tp * din)
-    _store(c, C_LKEY, tp, cp, ep, seq, mbs, float(prec))
-
-
-@njit(cache=True, error_model="numpy")
-def _fill_comm(mv, hv, c, tp, pp, dp, cp, ep, vpp, icp, iep):
-    attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
-    L = mv[K.M_LAYERS]
-    per_rank = min(L, vpp * math.ceil(L / (pp * vpp)))
-    n_moe_r = min(per_rank, mv[K.M_N_MOE])
-    n_dense_r = per_rank - n_moe_r
-    embed_part = embed + (out_layer if pp == 1.0 else 0.0)
-    dense_per_layer = attn + norms
-    nonexp = (n_dense_r * (dense_per_layer + dense_mlp)
-              + n_moe_r * (dense_per_layer + router + shared))
-    p_dense_rank = (nonexp + embed_part) / tp
-    p_exp_rank = n_moe_r * mv[K.M_EXPERTS] * expert / (ep * tp)
-    dp_dense = dp * cp
-    dp_exp = dp * cp / ep
-    din = float(icp * iep // _gcd(icp, iep))
-    dout = dp * cp / din
-    s_out = tp * din * pp
-    c[C_RS] = (rs_or_ag(hv, p_dense_rank * FP32_BYTES, dp_dense, tp, din, s_out, dout)
-               + rs_or_ag(hv, p_exp_rank * FP32_BYTES, dp_exp, tp * ep, din / ep, s_out, dout))
-    c[C_AG] = (rs_or_ag(hv, p_dense_rank * BF16_BYTES, dp_dense, tp, din, s_out, dout)
-               + rs_or_ag(hv, p_exp_rank * BF16_BYTES, dp_exp, tp * ep, din / ep, s_out, dout))
-    c[C_PD] = p_dense_rank
-    c[C_PE] = p_exp_rank
-    c[C_NDENSE] = n_dense_r
-    c[C_NMOE] = n_moe_r
-    dense_layer = (attn + norms + dense_mlp) / tp
-    moe_layer = 0.0
-    if n_moe_r > 0:
-        moe_layer = (attn + norms + router + shared) / tp + mv[K.M_EXPERTS] * expert / (ep * tp)
-    c[C_FSDPW] = 2.0 * max(dense_layer, moe_layer) * BF16_BYTES
-    n_nodes = (tp * pp * dp * cp) / hv[K.H_NODE]
-    c[C_STRAG] = hv[K.H_STRAGGLER_CV] * math.sqrt(2.0 * math.log(n_nodes)) if n_nodes > 1.0 else 0.0
-    _store(c, C_CKEY, tp, pp, dp, cp, ep, vpp)
-
-
-@njit(cache=True, error_model="numpy")
-def _fill_act(mv, c, tp, cp, seq, mbs, prec):
-    moe = mv[K.M_N_MOE] > 0
-    full_d = layer_activation_bytes(mv, tp, cp, seq, mbs, K.RC_NONE, prec, False)
-    full_m = layer_activation_bytes(mv, tp, cp, seq, mbs, K.RC_NONE, prec, True) if moe else 0.0
-    for rc in range(3):
-        a_d = layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, False)
-        a_m = layer_activation_bytes(mv, tp, cp, seq, mbs, rc, prec, True) if moe else a_d
-        c[C_ACT + 3 * rc] = a_d
-        c[C_ACT + 3 * rc + 1] = a_m
-        c[C_ACT + 3 * rc + 2] = max(full_d, full_m) - a_d if rc == K.RC_FULL else 0.0
-    _store(c, C_AKEY, tp, cp, seq, mbs, float(prec), 0.0)
-
-
-@njit(cache=True, error_model="numpy")
-def train_one(mv, hv, p, o, c):
-    """Evaluate plan row ``p`` into output row ``o``; return a status code.
-
-    ``c`` is the memo (:func:`new_cache`) shared by consecutive calls of one batch.
-    """
+def train_one_memo(mv, hv, sv, p, o, c):
+    """:func:`train_one` with the blocks taken from the memo ``c`` when their knobs match."""
+    if _no_precision(hv, p, o):
+        return K.ST_NO_PRECISION
     tp = float(p[K.P_TP])
     pp = float(p[K.P_PP])
     dp = float(p[K.P_DP])
     cp = float(p[K.P_CP])
     ep = float(p[K.P_EP])
     vpp = float(p[K.P_VPP])
-    mbs = float(p[K.P_MBS])
-    gbs = float(p[K.P_GBS])
     seq = float(p[K.P_SEQ])
-    zero = p[K.P_ZERO]
+    mbs = float(p[K.P_MBS])
     prec = p[K.P_PREC]
-    rc = p[K.P_RECOMPUTE]
-
-    if prec == K.PREC_BF16:
-        peak_needed = hv[K.H_PEAK_BF16]
-    elif prec == K.PREC_FP16:
-        peak_needed = hv[K.H_PEAK_FP16]
-    elif prec == K.PREC_FP8:
-        peak_needed = hv[K.H_PEAK_FP8]
-    else:
-        peak_needed = hv[K.H_PEAK_FP4]
-    if peak_needed <= 0.0 or hv[K.H_PEAK_BF16] <= 0.0:
-        for i in range(K.O_SIZE):
-            o[i] = 0.0
-        return K.ST_NO_PRECISION
-
-    m = gbs / (dp * mbs)
-    if not _same(c, C_CKEY, tp, pp, dp, cp, ep, vpp):
-        _fill_comm(mv, hv, c, tp, pp, dp, cp, ep, vpp, int(cp), int(ep))
-    n_moe_r = c[C_NMOE]
-    n_dense_r = c[C_NDENSE]
-
-    if not _same(c, C_LKEY, tp, cp, ep, seq, mbs, float(prec)):
-        _fill_layers(mv, hv, c, tp, cp, ep, seq, mbs, prec)
-    fwd = n_dense_r * c[C_LD + 0] + n_moe_r * c[C_LM + 0]
-    bwd = n_dense_r * c[C_LD + 1] + n_moe_r * c[C_LM + 1]
-    logits_f = c[C_LOGITS]
-    ce = c[C_LOGITS + 1]
-    fwd += logits_f + ce
-    bwd += 2.0 * logits_f + ce
-    tp_fwd_all = n_dense_r * c[C_LD + 3] + n_moe_r * c[C_LM + 3]
-    cp_fwd_all = n_dense_r * c[C_LD + 5] + n_moe_r * c[C_LM + 5]
-    ep_fwd_all = n_dense_r * c[C_LD + 7] + n_moe_r * c[C_LM + 7]
-    tp_mb = tp_fwd_all + n_dense_r * c[C_LD + 4] + n_moe_r * c[C_LM + 4]
-    cp_mb = cp_fwd_all + n_dense_r * c[C_LD + 6] + n_moe_r * c[C_LM + 6]
-    ep_mb = ep_fwd_all + n_dense_r * c[C_LD + 8] + n_moe_r * c[C_LM + 8]
-    q = 0.0
-    if rc == K.RC_FULL:
-        per_rank = n_dense_r + n_moe_r
-        quarters = float(p[K.P_RC_Q]) if p[K.P_RC_Q] > 0 else 4.0
-        q = min(per_rank, math.ceil(quarters * per_rank / 4.0)) / per_rank
-        rec_mb = q * (n_dense_r * c[C_LD + 0] + n_moe_r * c[C_LM + 0])
-        tp_mb += q * tp_fwd_all
-        ep_mb += q * ep_fwd_all
-        cp_mb += q * cp_fwd_all
-    elif rc == K.RC_SELECTIVE:
-        rec_mb = n_dense_r * c[C_LD + 2] + n_moe_r * c[C_LM + 2]
-    else:
-        rec_mb = 0.0
-    t_mb = fwd + bwd + rec_mb + tp_mb + cp_mb + ep_mb
-    fwd_win = fwd + tp_fwd_all + cp_fwd_all + ep_fwd_all
-    bwd_win = t_mb - fwd_win
-
-    bubble = (pp - 1.0) / vpp * t_mb
-    pp_comm = 0.0
-    if pp > 1.0:
-        pp_comm = 2.0 * (m * vpp + pp - 1.0) * c[C_P2P] * hv[K.H_PP_EXPOSED]
-
-    rs = c[C_RS]
-    ag = c[C_AG]
-    p_dense_rank = c[C_PD]
-    p_exp_rank = c[C_PE]
-    dp_dense = dp * cp
-    dp_exp = dp * cp / ep
-    if zero == 0:
-        dp_exposed = max(0.0, 2.0 * rs - bwd_win)
-    elif zero == 3:
-        dp_exposed = (m * max(0.0, ag - fwd_win) + (m - 1.0) * max(0.0, ag - bwd_win)
-                      + max(0.0, ag + rs - bwd_win))
-    else:
-        dp_exposed = max(0.0, rs - bwd_win) + max(0.0, ag - fwd_win)
-    f_dp = hv[K.H_DP_EXPOSED]
-    if zero == 0:
-        dp_all = 2.0 * rs
-    elif zero == 3:
-        dp_all = rs + m * 2.0 * ag
-    else:
-        dp_all = rs + ag
-    dp_exposed = f_dp * dp_all + (1.0 - f_dp) * dp_exposed
-    shard = dp_dense if zero >= 1 else 1.0
-    shard_e = dp_exp if zero >= 1 else 1.0
-    local_master = p_dense_rank / shard + p_exp_rank / shard_e
-    optimizer = local_master * 34.0 / hv[K.H_HBM_BW]
-
-    base = m * t_mb + bubble + pp_comm + dp_exposed + optimizer
-    strag = base * c[C_STRAG]
-    step = base + strag
-
-    o[K.O_T_COMPUTE] = m * (fwd + bwd)
-    o[K.O_T_RECOMPUTE] = m * rec_mb
-    o[K.O_T_TP] = m * tp_mb
-    o[K.O_T_CP] = m * cp_mb
-    o[K.O_T_EP] = m * ep_mb
-    o[K.O_T_PP] = pp_comm
-    o[K.O_T_DP] = dp_exposed
-    o[K.O_T_BUBBLE] = bubble
-    o[K.O_T_OPTIMIZER] = optimizer
-    o[K.O_T_STRAGGLER] = strag
-    o[K.O_STEP] = step
-
-    w_shard = dp_dense if zero == 3 else 1.0
-    w_shard_e = dp_exp if zero == 3 else 1.0
-    weights = (p_dense_rank / w_shard + p_exp_rank / w_shard_e) * BF16_BYTES
-    if zero == 3:
-        weights += c[C_FSDPW]
-    g_shard = dp_dense if zero >= 2 else 1.0
-    g_shard_e = dp_exp if zero >= 2 else 1.0
-    grads = (p_dense_rank / g_shard + p_exp_rank / g_shard_e) * FP32_BYTES
-    opt = local_master * 12.0
-    if not _same(c, C_AKEY, tp, cp, seq, mbs, float(prec), 0.0):
-        _fill_act(mv, c, tp, cp, seq, mbs, prec)
-    ac = C_ACT + 3 * rc
-    act_mb = n_dense_r * c[ac] + n_moe_r * c[ac + 1]
-    if rc == K.RC_FULL:
-        act_mb = q * act_mb + (1.0 - q) * (n_dense_r * c[C_ACT] + n_moe_r * c[C_ACT + 1])
-    in_flight = min(m, pp)
-    interleave = 1.0 + (pp - 1.0) / (pp * vpp) if vpp > 1.0 else 1.0
-    act = act_mb * in_flight * interleave + c[ac + 2]
-    act += mbs * seq / cp * mv[K.M_VOCAB] / tp * (BF16_BYTES + FP32_BYTES)
-    o[K.O_MEM_WEIGHTS] = weights
-    o[K.O_MEM_GRADS] = grads
-    o[K.O_MEM_OPT] = opt
-    o[K.O_MEM_ACT] = act
-    o[K.O_MEM_TOTAL] = weights + grads + opt + act
-    status = K.ST_OK
-    if o[K.O_MEM_TOTAL] > hv[K.H_HBM_BYTES]:
-        status = K.ST_OOM
-    if not math.isfinite(step):
-        status = K.ST_NO_LINK
-    o[K.O_TOKENS_PER_S] = 0.0
-    if math.isfinite(step) and step > 0.0:
-        o[K.O_TOKENS_PER_S] = gbs * seq / step
-    if c[C_FKEY] != seq:
-        c[C_MFT] = model_flops_per_token(mv, seq)
-        for r in range(3):
-            c[C_HFT + r] = hardware_flops_per_token(mv, seq, r, 1.0)
-        c[C_FKEY] = seq
-    o[K.O_MODEL_FLOPS_TOK] = c[C_MFT]
-    if rc == K.RC_FULL:
-        o[K.O_HW_FLOPS_TOK] = c[C_HFT] + q * (c[C_HFT + 2] - c[C_HFT])
-    else:
-        o[K.O_HW_FLOPS_TOK] = c[C_HFT + rc]
-    return status
+    fprec = float(prec)
+    ld = c[C_LD:C_LD + L_SIZE]
+    lm = c[C_LM:C_LM + L_SIZE]
+    hd = c[C_HD:C_HD + HD_SIZE]
+    if not _same(c, C_LKEY, tp, cp, ep, seq, mbs, fprec):
+        layer_costs(ld, mv, hv, sv, tp, cp, ep, seq, mbs, prec, False)
+        if mv[K.M_N_MOE] > 0:
+            layer_costs(lm, mv, hv, sv, tp, cp, ep, seq, mbs, prec, True)
+        head_costs(hd, mv, hv, sv, tp, cp, ep, seq, mbs, prec)
+        _store(c, C_LKEY, tp, cp, ep, seq, mbs, fprec)
+    dpv = c[C_DP:C_DP + DP_SIZE]
+    if not _same(c, C_DKEY, tp, pp, dp, cp, ep, vpp):
+        dp_costs(dpv, mv, hv, sv, tp, pp, dp, cp, ep, vpp)
+        _store(c, C_DKEY, tp, pp, dp, cp, ep, vpp)
+    act = c[C_ACT:C_ACT + A_SIZE]
+    if not _same(c, C_AKEY, tp, cp, ep, seq, mbs, fprec):
+        activation_costs(act, mv, sv, tp, cp, ep, seq, mbs, prec)
+        _store(c, C_AKEY, tp, cp, ep, seq, mbs, fprec)
+    return assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act)
 
 
 @njit(cache=True, error_model="numpy")
 def _fresh_cache():
     c = np.zeros(C_SIZE)
     c[C_LKEY] = -1.0
-    c[C_CKEY] = -1.0
-    c[C_FKEY] = -1.0
+    c[C_DKEY] = -1.0
     c[C_AKEY] = -1.0
     return c
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _run_parallel(mv, hv, plans, out, status, block):
+def _run_parallel(mv, hv, sv, plans, out, status, block):
     n = plans.shape[0]
     nblocks = (n + block - 1) // block
     for b in prange(nblocks):
@@ -495,20 +819,20 @@ def _run_parallel(mv, hv, plans, out, status, block):
         lo = b * block
         hi = min(n, lo + block)
         for i in range(lo, hi):
-            status[i] = train_one(mv, hv, plans[i], out[i], c)
+            status[i] = train_one_memo(mv, hv, sv, plans[i], out[i], c)
 
 
-def evaluate_training_parallel(mv, hv, plans, out, status, block=4096):
+def evaluate_training_parallel(mv, hv, sv, plans, out, status, block=4096):
     """prange over blocks of plans on all numba threads; each block keeps its own memo."""
-    _run_parallel(mv, hv, plans, out, status, block)
+    _run_parallel(mv, hv, sv, plans, out, status, block)
 
 
-def evaluate_training(mv, hv, plans, out, status, block=4096):
+def evaluate_training(mv, hv, sv, plans, out, status, block=4096):
     """The same kernel on one thread (the reference point for speed-ups)."""
     prev = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        _run_parallel(mv, hv, plans, out, status, block)
+        _run_parallel(mv, hv, sv, plans, out, status, block)
     finally:
         numba.set_num_threads(prev)
 

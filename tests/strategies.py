@@ -3,12 +3,19 @@ import numpy as np
 from hypothesis import strategies as st
 
 from estimator.catalog import Catalog
-from estimator.packing import pack_hardware
+from estimator.packing import pack_hardware, pack_stack
 from estimator.specs import ModelSpec
 from kernels import layout as K
 
 _CAT = Catalog(use_env=False)
-CHIPS = ["h100-sxm", "a100-sxm4-80gb", "ascend-910b", "ascend-910c", "b200", "gb200", "h20", "mi300x"]
+CHIPS = ["h100-sxm", "a100-sxm4-80gb", "ascend-910b", "ascend-910c", "b200", "gb200", "h20", "mi300x",
+         "tpu-v5p"]
+STACKS = sorted(_CAT.stacks().stacks)
+
+
+def stack_vector(name: str | None = None) -> np.ndarray:
+    """Packed training-stack vector (None = megatron-core, the default for most classes)."""
+    return pack_stack(_CAT.stack(name or "megatron-core", "")[1])
 
 
 def hardware(chip_id: str, scale: dict | None = None) -> np.ndarray:
@@ -35,6 +42,9 @@ def models(draw):
         d["moe"] = dict(experts=experts, top_k=draw(st.integers(1, min(8, experts))),
                         shared_experts=draw(st.integers(0, 2)), expert_ffn_hidden=draw(st.integers(1, 4)) * 512,
                         dense_layers=draw(st.integers(0, min(3, d["layers"]))))
+        if draw(st.booleans()):
+            d["moe"]["routing_groups"] = 8
+            d["moe"]["routing_group_limit"] = draw(st.sampled_from([1, 2, 4]))
     if draw(st.booleans()):
         d["attention"] = dict(kind="mla", q_lora_rank=draw(st.sampled_from([0, 1536])), kv_lora_rank=512,
                               qk_rope_head_dim=64, qk_nope_head_dim=128, v_head_dim=128)
@@ -60,4 +70,5 @@ def plans(draw, ranks_choices=(1, 2, 8, 64, 512, 4096)):
     p[K.P_ZERO] = draw(st.integers(0, 3))
     p[K.P_PREC] = draw(st.integers(0, 3))
     p[K.P_RC_Q] = draw(st.integers(0, 4))
+    p[K.P_EPO] = draw(st.integers(0, 1)) if ep > 1 else 0
     return p

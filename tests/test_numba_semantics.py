@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from estimator.packing import pack_model
 from kernels import layout as K
 from kernels.training import evaluate_training, evaluate_training_parallel, new_outputs
-from strategies import CHIPS, hardware, models, plans
+from strategies import CHIPS, STACKS, hardware, models, plans, stack_vector
 from unjitted import pure_kernels
 
 
@@ -20,16 +20,18 @@ def close(a, b):
 
 
 @settings(max_examples=300, deadline=None)
-@given(models(), st.sampled_from(CHIPS), st.lists(plans(), min_size=1, max_size=8))
-def test_jitted_equals_unjitted(model, chip, plan_list):
+@given(models(), st.sampled_from(CHIPS), st.sampled_from(STACKS),
+       st.lists(plans(), min_size=1, max_size=8))
+def test_jitted_equals_unjitted(model, chip, stack, plan_list):
     pure = pure_kernels().training
     mv = pack_model(model)
     hv = hardware(chip)
+    sv = stack_vector(stack)
     P = np.array(plan_list)
     out, status = new_outputs(len(P))
-    evaluate_training(mv, hv, P, out, status)
+    evaluate_training(mv, hv, sv, P, out, status)
     ref, ref_status = new_outputs(len(P))
-    pure.evaluate_training(mv, hv, P, ref, ref_status)
+    pure.evaluate_training(mv, hv, sv, P, ref, ref_status)
     assert np.array_equal(status, ref_status)
     for i in range(len(P)):
         if status[i] == K.ST_NO_PRECISION:
@@ -46,10 +48,11 @@ def test_parallel_kernel_equals_serial():
     P = enumerate_plans(m, Workload(512, 1024, 8192), {}, ["bf16", "fp8"])
     hv = hardware("h100-sxm")
     mv = pack_model(m)
+    sv = stack_vector()
     a, sa = new_outputs(len(P))
     b, sb = new_outputs(len(P))
-    evaluate_training(mv, hv, P, a, sa)
-    evaluate_training_parallel(mv, hv, P, b, sb)
+    evaluate_training(mv, hv, sv, P, a, sa)
+    evaluate_training_parallel(mv, hv, sv, P, b, sb)
     assert np.array_equal(a, b) and np.array_equal(sa, sb)
 
 
@@ -62,13 +65,19 @@ def test_memo_never_changes_an_answer():
     for name in ("llama3-70b", "deepseek-v3"):
         m = Catalog(use_env=False).model(name)
         P = enumerate_plans(m, Workload(256, 512, 4096), {}, ["bf16", "fp8"])
-        mv, hv = pack_model(m), hardware("h800")
+        mv, hv, sv = pack_model(m), hardware("h800"), stack_vector()
         a, sa = new_outputs(len(P))
-        evaluate_training(mv, hv, P, a, sa)
+        evaluate_training(mv, hv, sv, P, a, sa)
         perm = np.random.default_rng(0).permutation(len(P))
         b, sb = new_outputs(len(P))
-        evaluate_training(mv, hv, P[perm], b, sb)
+        evaluate_training(mv, hv, sv, P[perm], b, sb)
         assert np.array_equal(a[perm], b) and np.array_equal(sa[perm], sb)
         c, sc = new_outputs(len(P))
-        evaluate_training_parallel(mv, hv, P, c, sc, block=1)
+        evaluate_training_parallel(mv, hv, sv, P, c, sc, block=1)
         assert np.array_equal(a, c) and np.array_equal(sa, sc)
+        # and the memo-free evaluation of each plan alone agrees exactly
+        from kernels.training import train_one
+        for i in range(0, len(P), max(1, len(P) // 50)):
+            o = np.zeros(a.shape[1])
+            assert train_one(mv, hv, sv, P[i], o) == sa[i]
+            assert np.array_equal(o, a[i])

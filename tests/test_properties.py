@@ -5,12 +5,14 @@ from hypothesis import assume, given, settings, strategies as st
 from estimator.packing import pack_model
 from kernels import layout as K
 from kernels.training import evaluate_training, new_outputs
-from strategies import CHIPS, hardware, models, plans
+from strategies import CHIPS, hardware, models, plans, stack_vector
+
+SV = stack_vector()
 
 
-def run(mv, hv, p):
+def run(mv, hv, p, sv=SV):
     out, st_ = new_outputs(1)
-    evaluate_training(mv, hv, p.reshape(1, -1), out, st_)
+    evaluate_training(mv, hv, sv, p.reshape(1, -1), out, st_)
     return out[0], int(st_[0])
 
 

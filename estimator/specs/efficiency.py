@@ -46,37 +46,38 @@ class EfficiencySpec(Strict):
     #: multiplier on the GEMM curve for lower precisions (fp8/int8/fp4 kernels reach a smaller
     #: fraction of their higher peak)
     low_precision_factor: dict[str, float] = Field(default_factory=dict)
-    #: fraction of bf16 peak reached by fused (flash) attention, forward and backward
+    #: fraction of bf16 peak reached by fused (flash) attention, forward and backward:
+    #: FlashAttention-2 class kernels (the stack's `attention: flash2`)
     attention_fwd: float = Field(gt=0, le=1)
     attention_bwd: float = Field(gt=0, le=1)
+    #: the same for FlashAttention-3 / cuDNN class kernels (Hopper and later; `attention:
+    #: flash3`); unset = no such kernel on this class, the flash2 figures apply
+    attention3_fwd: Optional[float] = Field(default=None, gt=0, le=1)
+    attention3_bwd: Optional[float] = Field(default=None, gt=0, le=1)
     #: fraction of peak HBM bandwidth reached by memory-bound kernels
     hbm: float = Field(gt=0, le=1)
     #: fraction of link peak reached by collectives, per tier
     die_link: float = Field(gt=0, le=1)
     scale_up: float = Field(gt=0, le=1)
     scale_out: float = Field(gt=0, le=1)
-    #: per-step latency (alpha) of a collective, microseconds, per tier
+    #: link latency per tier, microseconds, used when the system spec states none
     latency_die_us: float = Field(ge=0)
     latency_scale_up_us: float = Field(ge=0)
     latency_scale_out_us: float = Field(ge=0)
+    #: software cost of one collective step (NCCL / HCCL protocol, kernel), microseconds; the
+    #: per-step alpha of a tier is its link latency plus this
+    collective_step_us: float = Field(default=0.0, ge=0)
     #: fixed cost per kernel launch / dispatch, microseconds
     kernel_overhead_us: float = Field(ge=0)
     #: HBM per rank lost to runtime, communication buffers and fragmentation, GB
     memory_reserve_gb: float = Field(ge=0)
-    #: time per routed token copy per MoE layer forward (router bookkeeping, permutation,
-    #: unpermute scatter-add), nanoseconds; backward costs twice this
-    moe_dispatch_ns_per_token: float = Field(ge=0)
+    #: SERVING ONLY, being replaced by mechanisms: time per routed token copy per MoE layer,
+    #: nanoseconds (training models routing as GEMMs, HBM traffic and all-to-all instead)
+    moe_dispatch_ns_per_token: float = Field(default=0.0, ge=0)
     #: fixed cost of one serving-engine step (scheduler, sampling, graph launch), microseconds
     step_overhead_us: float = Field(ge=0)
     #: share of the HBM left after weights and workspace that the engine gives the KV cache
     kv_cache_fraction: float = Field(gt=0, le=1)
-    #: fraction of TP (sequence-parallel) communication left exposed by the framework
-    tp_comm_exposed: float = Field(ge=0, le=1)
-    #: fraction of data-parallel gradient/parameter communication the framework never overlaps
-    #: with compute (1 = synchronous all-reduce after backward)
-    dp_comm_exposed: float = Field(ge=0, le=1)
-    #: fraction of pipeline p2p transfers left on the critical path
-    pp_comm_exposed: float = Field(ge=0, le=1)
     #: coefficient of variation of per-node step time (straggler model)
     straggler_cv: float = Field(ge=0, le=1)
 

@@ -41,11 +41,22 @@ class MoE(Strict):
     shared_expert_ffn_hidden: Optional[int] = Field(default=None, ge=1)
     #: among the layers after `dense_layers`, one in this many is MoE (the others dense)
     moe_layer_every: int = Field(default=1, ge=1)
+    #: node-limited routing (DeepSeek-V3 n_group / topk_group): experts fall in this many
+    #: contiguous groups and a token's top-k come from at most `routing_group_limit` of them
+    routing_groups: Optional[int] = Field(default=None, ge=1)
+    routing_group_limit: Optional[int] = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _topk(self):
         if self.top_k > self.experts:
             raise ValueError(f"top_k ({self.top_k}) exceeds experts ({self.experts})")
+        if (self.routing_groups is None) != (self.routing_group_limit is None):
+            raise ValueError("routing_groups and routing_group_limit go together")
+        if self.routing_groups is not None:
+            if self.experts % self.routing_groups:
+                raise ValueError(f"routing_groups ({self.routing_groups}) must divide experts ({self.experts})")
+            if self.routing_group_limit > self.routing_groups:
+                raise ValueError("routing_group_limit exceeds routing_groups")
         return self
 
 

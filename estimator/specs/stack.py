@@ -30,6 +30,9 @@ class TrainingFeatures(Strict):
     zero_stages: list[int]
     #: ZeRO-2 as in DeepSpeed: gradients reduce-scattered every micro-batch into a shard
     zero2_reduce_per_microbatch: bool = True
+    #: ZeRO-2/3 sharding combines with pipeline parallelism (torchtitan FSDP2 + PP; DeepSpeed
+    #: and Megatron FSDP do not)
+    sharded_with_pp: bool = False
     #: interleaved 1F1B (virtual pipeline stages)
     interleaved_pipeline: bool
     #: data-parallel gradient reduce-scatter/all-reduce bucketed and overlapped with backward
@@ -54,6 +57,9 @@ class TrainingFeatures(Strict):
     fused_elementwise: bool
     #: matmul precisions the stack trains in
     precisions: list[str]
+    #: layers run as captured CUDA graphs: none, dense (attention and dense blocks; MoE
+    #: dispatch with data-dependent shapes stays eager), full
+    cuda_graphs: Literal["none", "dense", "full"] = "none"
 
     @field_validator("zero_stages")
     @classmethod
@@ -79,6 +85,9 @@ class TrainingParams(Strict):
     grad_bucket_params: float = Field(gt=0)
     #: bytes per parameter of the main-gradient buffer (fp32 accumulation = 4)
     main_grad_bytes: float = Field(ge=2, le=4)
+    #: host time per operator issued (Python module code, framework dispatch, kernel launch),
+    #: microseconds: small layers on fast chips wait for the CPU
+    host_op_us: float = Field(ge=0, le=1000)
 
 
 class TrainingStack(Strict):

@@ -15,6 +15,13 @@ class ScaleUpDomain(Strict):
     link: Optional[str] = None
     #: per-chip scale-up bandwidth inside this system
     bandwidth_gb_per_s_per_chip: SourcedLink
+    #: full mesh only: the link between one pair of chips (default: the per-chip figure
+    #: divided by the number of peers)
+    pair_gb_per_s: Optional[SourcedLink] = None
+    #: torus only: number of dimensions (TPU v4/v5p: 3, v6e: 2)
+    torus_dims: Optional[int] = Field(default=None, ge=1, le=6)
+    #: hardware latency of one hop, microseconds (default: the chip class's)
+    latency_us: Optional[Sourced] = None
 
 
 class ScaleOutNetwork(Strict):
@@ -22,6 +29,8 @@ class ScaleOutNetwork(Strict):
     network: Optional[str] = None
     #: >= 1; 1 = non-blocking
     oversubscription: float = Field(default=1.0, ge=1.0)
+    #: hardware latency of one hop across the network, microseconds (default: the class's)
+    latency_us: Optional[Sourced] = None
 
 
 class SystemFact(Strict):
