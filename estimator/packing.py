@@ -201,4 +201,5 @@ def pack_stack(stack: StackSpec) -> np.ndarray:
     sv[K.S_GRAD_BYTES] = pr.main_grad_bytes
     sv[K.S_HOST_OP] = pr.host_op_us * 1e-6
     sv[K.S_GRAPHS] = GRAPH_CODES[f.cuda_graphs]
+    sv[K.S_SEL_ACT] = float(f.selective_recompute_activation)
     return sv

@@ -240,6 +240,7 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
 
     # -- MLP: dense, or MoE (router, permutation, grouped experts, shared experts) --------
     elem = 0.0          # forward elementwise bytes through HBM
+    act_bytes = 0.0     # of which the MLP activation function
     n_launch = 8.0 if fused else 20.0
     act_el = 3.0 if fused else 5.0       # SwiGLU: read gate and up, write; eager: silu, mul
     if not swiglu:
@@ -259,7 +260,7 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
         g_down = grouped_gemm(hv, te, h, fe / tp, local, peak, lp, in_b, grouped)
         q_el += T * k * imb * (h + fe / tp)
         q_out += T * k * imb * (up * fe / tp + h)
-        elem += act_el * T * k * imb * fe / tp * BF16_BYTES
+        act_bytes += act_el * T * k * imb * fe / tp * BF16_BYTES
         # permutation through HBM (read + write of every routed copy): permute and unpermute,
         # plus the chunk sort before and after the all-to-all when ep > 1; fused permute
         # kernels (TE / DeepEP) do each direction in one pass
@@ -279,7 +280,7 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
             g_mlp_out += gemm_time(hv, T, h, fsh / tp, 1.0, peak, lp, in_b)
             q_el += T * (h + fsh / tp)
             q_out += T * (up * fsh / tp + h)
-            elem += act_el * T * fsh / tp * BF16_BYTES
+            act_bytes += act_el * T * fsh / tp * BF16_BYTES
         if ep > 1.0:
             # dispatch (fp8 when the matmuls are fp8, as DeepSeek-V3 sec. 3.3) and combine (16
             # bit) over the tiers the EP group spans; the busiest rank receives imb x the mean
@@ -299,7 +300,8 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
         g_mlp_out = gemm_time(hv, T, h, f / tp, 1.0, peak, lp, in_b)
         q_el += T * (h + f / tp)
         q_out += T * (up * f / tp + h)
-        elem += act_el * T * f / tp * BF16_BYTES
+        act_bytes += act_el * T * f / tp * BF16_BYTES
+    elem += act_bytes
 
     # -- elementwise: two norms and two residual adds on the sequence shard (SP) or on every
     # token (no SP), rotary embedding on this rank's heads; eager kernels make more passes
@@ -321,13 +323,9 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
     gpu_b = 2.0 * gemm_f + core_b + 2.0 * elem_f + quant_b
     host_f, host_sync = host_ops(mv, sv, tp, ep, prec, moe_layer)
     host_f *= sv[K.S_HOST_OP]
-    # the host issues the layer's operators while the GPU runs earlier ones; a small layer on
-    # a fast chip waits for the host (max). The MoE dispatcher reads the token counts per
-    # expert back to the host (a device-to-host sync that drains the queue), so the operators
-    # issued between that sync and the next GPU work are exposed in full.
-    out[L_FWD] = max(gpu_f, host_f) + host_sync * sv[K.S_HOST_OP]
-    out[L_BWD] = max(gpu_b, 2.0 * host_f)
-    out[L_CORE] = core_f
+    # selective recompute repeats the attention core (and, where the stack does, the MLP
+    # activation function)
+    out[L_CORE] = core_f + (act_bytes / bw if sv[K.S_SEL_ACT] > 0.5 else 0.0)
 
     # -- TP: with SP all-gather before the QKV and MLP-in GEMMs, reduce-scatter after the
     # output and MLP-out GEMMs (4 per layer per direction, Korthikanti et al. 2022); without SP
@@ -359,6 +357,13 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
     out[L_CP_B] = cp_b
     out[L_EP_F] = ep_f
     out[L_EP_B] = ep_b
+    # the host issues the layer's operators while the device runs earlier ones: a small layer
+    # on a fast chip waits for the host, so the layer lasts max(device time with its exposed
+    # communication, host time). The MoE dispatcher reads the token counts per expert back to
+    # the host (a device-to-host sync that drains the queue), so the operators issued between
+    # that sync and the next device work are exposed in full.
+    out[L_FWD] = gpu_f + max(0.0, host_f - (gpu_f + tp_f + cp_f)) + host_sync * sv[K.S_HOST_OP]
+    out[L_BWD] = gpu_b + max(0.0, 2.0 * host_f - (gpu_b + tp_b + cp_b))
 
 
 @njit(cache=True, error_model="numpy")
@@ -403,13 +408,16 @@ def layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, rc, prec, moe_layer):
     if moe_layer:
         k = mv[K.M_TOPK]
         fe = mv[K.M_FE]
-        routed = k * (h * gin + (up * fe * BF16_BYTES + fe * gin) / tp)
+        act_in = 0.0 if (rc == K.RC_SELECTIVE and sv[K.S_SEL_ACT] > 0.5) else up * fe * BF16_BYTES
+        routed = k * (h * gin + (act_in + fe * gin) / tp)
         if mv[K.M_SHARED] > 0:
             fsh = mv[K.M_FS] * mv[K.M_SHARED]
             split += up * fsh * BF16_BYTES + fsh * gin
     else:
         f = mv[K.M_FFN]
         split += up * f * BF16_BYTES + f * gin
+        if rc == K.RC_SELECTIVE and sv[K.S_SEL_ACT] > 0.5:
+            split -= up * f * BF16_BYTES            # the activation's input is recomputed
     total = T * (rep / rep_div + split / tp + routed)
     if sv[K.S_ATTN] == K.ATTN_UNFUSED and rc != K.RC_SELECTIVE:
         total += mbs * (a / tp) * (seq / cp) * seq * BF16_BYTES
@@ -522,7 +530,9 @@ def activation_costs(out, mv, sv, tp, cp, ep, seq, mbs, prec):
         a_m = layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, rc, prec, True) if moe else a_d
         out[2 * rc] = a_d
         out[2 * rc + 1] = a_m
-    out[A_FULL_EXTRA] = max(full_d, full_m)
+    # while a fully recomputed layer runs its backward, its activations exist again on top of
+    # the stored layer input
+    out[A_FULL_EXTRA] = max(full_d, full_m) - out[2 * K.RC_FULL]
     out[A_LOGITS] = mbs * seq / cp * mv[K.M_VOCAB] / tp * (BF16_BYTES + FP32_BYTES)
 
 
@@ -586,7 +596,8 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
     # of the same layer (Megatron-Core EP overlap / DualPipe-style pairing), keeping the excess
     a2a = nm * (lm[L_EP_F] + lm[L_EP_B])
     if p[K.P_EPO] == 1:
-        ep_all = nm * max(0.0, lm[L_EP_F] + lm[L_EP_B] - lm[L_FWD] - lm[L_BWD])
+        busy = lm[L_FWD] + lm[L_BWD] + lm[L_TP_F] + lm[L_TP_B] + lm[L_CP_F] + lm[L_CP_B]
+        ep_all = nm * max(0.0, lm[L_EP_F] + lm[L_EP_B] - busy)
     else:
         ep_all = a2a
     ep_share_f = lm[L_EP_F] / (lm[L_EP_F] + lm[L_EP_B]) if a2a > 0.0 else 0.0
@@ -654,9 +665,6 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
     weights = (p_dense / w_shard + p_exp / w_shard_e) * BF16_BYTES
     if zero == 3:
         weights += dpv[DP_FSDPW]
-    elif prec == K.PREC_FP8 or prec == K.PREC_FP4:
-        # TE caches each weight and its transpose in fp8 across the micro-batches of a step
-        weights += (p_dense + p_exp) * 2.0 * (1.0 if prec == K.PREC_FP8 else 0.5)
     g_shard = dp_dense if zero >= 2 else 1.0
     g_shard_e = dp_exp if zero >= 2 else 1.0
     grads = (p_dense / g_shard + p_exp / g_shard_e) * sv[K.S_GRAD_BYTES]
@@ -667,9 +675,15 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
     if rc == K.RC_FULL:
         act_mb = q * act_mb + (1.0 - q) * (nd * act[0] + nm * act[1])
         extra = act[A_FULL_EXTRA]
+    # the first stage holds the most micro-batches in flight (1F1B: min(m, pp); interleaved:
+    # x (1 + (p-1)/(p v)), Korthikanti et al. 2022 sec. 4.2.3); the logits live on the last
+    # stage, which holds one micro-batch
     in_flight = min(m, pp)
     interleave = 1.0 + (pp - 1.0) / (pp * vpp) if vpp > 1.0 else 1.0
-    activ = act_mb * in_flight * interleave + extra + act[A_LOGITS]
+    if pp > 1.0:
+        activ = max(act_mb * in_flight * interleave, act_mb + act[A_LOGITS]) + extra
+    else:
+        activ = act_mb * in_flight * interleave + extra + act[A_LOGITS]
     o[K.O_MEM_WEIGHTS] = weights
     o[K.O_MEM_GRADS] = grads
     o[K.O_MEM_OPT] = opt

@@ -51,11 +51,10 @@ def test_more_recompute_never_raises_memory(model, chip, p):
     assert mems[0] >= mems[1] and mems[0] >= mems[2]
     # full recompute keeps one layer's full activations while it recomputes; with a single
     # layer and micro-batch in flight that equals no recompute, so it beats selective only
-    # when the rank holds two or more layer-micro-batches
+    # when the rank holds two or more layer-micro-batches (checked without pipelining: with
+    # pp > 1 the last stage's logits can set the peak instead)
     L = model.layers
-    per_rank = min(L, p[K.P_VPP] * -(-L // (p[K.P_PP] * p[K.P_VPP])))
-    in_flight = min(p[K.P_GBS] // (p[K.P_DP] * p[K.P_MBS]), p[K.P_PP])
-    if per_rank * in_flight >= 4:
+    if p[K.P_PP] == 1 and L >= 4:
         assert mems[1] >= mems[2]
 
 

@@ -37,6 +37,9 @@ def train(
                                                help="What-if multiplier on a datasheet fact, e.g. hbm_bw=0.8 "
                                                     "(keys: compute, hbm_bw, hbm_capacity, scale_up, scale_out)."),
     top: int = typer.Option(1, "--top", help="Also list the N best plans."),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Software stack (hwspecs/stacks.yaml: "
+                                        "nemo, megatron-core, megatron-2021, mindspeed, deepspeed, ...); "
+                                        "default: the modern stack for the chip's class."),
     spec_dir: Optional[list[Path]] = SpecDirOpt,
     as_json: bool = JsonOpt,
 ):
@@ -51,7 +54,7 @@ def train(
         model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system, tp=tp, pp=pp, dp=dp,
         cp=cp, ep=ep, vpp=vpp, mbs=mbs, recompute=recompute, zero=zero,
         precision=None if precision == "auto" else precision, tokens=tok,
-        catalog=_cat(spec_dir), overrides=parse_derate(derate), top=top)
+        catalog=_cat(spec_dir), overrides=parse_derate(derate), top=top, stack=stack)
     d = res.to_dict()
     if as_json:
         emit_json(d)
@@ -59,8 +62,10 @@ def train(
     p = res.plan
     plan = (f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']} ep{p['ep']} vpp{p['vpp']} mbs{p['mbs']} "
             f"gbs{p['gbs']} seq{p['seq_len']} zero{p['zero']} recompute={p['recompute']}"
-            + (f"({p['recompute_fraction']:.2f})" if p['recompute'] == 'partial' else '') + f" {p['precision']}")
+            + (f"({p['recompute_fraction']:.2f})" if p['recompute'] == 'partial' else '') + f" {p['precision']}"
+            + (" ep-overlap" if p.get("ep_overlap") else ""))
     rows = [("model / chip / system", f"{res.model} on {res.chips} x {res.chip} ({res.system})"),
+            ("software stack / efficiency class", f"{res.stack} / {res.efficiency_class}"),
             ("plan", plan), ("fits", res.fits), ("step time s", res.step_time_s),
             ("tokens/s", res.tokens_per_s), ("tokens/s per chip", res.tokens_per_s_per_chip),
             ("MFU (6N + attention, PaLM)", res.mfu), ("HFU (executed FLOPs)", res.hfu)]

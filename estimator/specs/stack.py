@@ -24,6 +24,10 @@ class TrainingFeatures(Strict):
     sequence_parallel: bool
     #: recompute of the attention core only (Korthikanti et al. 2022)
     selective_recompute: bool
+    #: selective recompute also recomputes the MLP activation function instead of keeping its
+    #: input (Megatron-Core --recompute-modules ... moe_act / mlp; MindSpeed
+    #: --recompute-activation-function; MindFormers SiLU/Mul recompute)
+    selective_recompute_activation: bool = False
     #: full recompute of some of a rank's layers (Megatron --recompute-num-layers)
     partial_recompute: bool
     #: ZeRO stages the stack implements (1 = distributed optimizer, 3 = FSDP)
