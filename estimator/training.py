@@ -103,8 +103,28 @@ def explain_infeasible(oc: SearchOutcome, hv: np.ndarray, chip: ChipSpec) -> str
     return "; ".join(parts) + f" ({c['evaluated']} plans evaluated)"
 
 
-def _run_search(model, chip, *, chips, gbs, seq_len, system, tp, pp, dp, cp, ep, vpp, mbs,
-                recompute, zero, precision, catalog, overrides, stack=None, ep_overlap=None):
+@dataclass
+class PreparedSearch:
+    """Everything a plan search needs, resolved and packed once: the fitting program reuses it
+    to re-evaluate the same plans under other efficiency parameters."""
+
+    model: ModelSpec
+    chip: ChipSpec
+    system: SystemSpec
+    eff_class: str
+    stack: str
+    mv: np.ndarray
+    hv: np.ndarray
+    sv: np.ndarray
+    plans: np.ndarray
+    chips: int
+
+
+def prepare_search(model, chip, *, chips, gbs, seq_len, system=None, tp=None, pp=None, dp=None,
+                   cp=None, ep=None, vpp=None, mbs=None, recompute=None, zero=None,
+                   precision="bf16", catalog=None, overrides=None, stack=None,
+                   ep_overlap=None) -> PreparedSearch:
+    """Validate the inputs, resolve and pack the specs, and enumerate every valid plan."""
     for name, v in (("chips", chips), ("gbs", gbs), ("seq_len", seq_len)):
         _positive(name, v, allow_none=False)
     for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vpp", vpp),
@@ -157,7 +177,13 @@ def _run_search(model, chip, *, chips, gbs, seq_len, system, tp, pp, dp, cp, ep,
         check_plan(m, w, trial, feats)
         raise PlanError("no valid parallel plan: check that gbs, seq_len and the fixed knobs "
                         f"can be divided over {ranks} ranks")
-    return m, c, s, cls, hv, sid, plans, evaluate_plans(mv, hv, sv, plans)
+    return PreparedSearch(m, c, s, cls, sid, mv, hv, sv, plans, chips)
+
+
+def _run_search(model, chip, **kw):
+    ps = prepare_search(model, chip, **kw)
+    return (ps.model, ps.chip, ps.system, ps.eff_class, ps.hv, ps.stack, ps.plans,
+            evaluate_plans(ps.mv, ps.hv, ps.sv, ps.plans))
 
 
 def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system=None,

@@ -94,11 +94,29 @@ class EfficiencySpec(Strict):
         return v
 
 
+#: parameters of a class the calibration program can fit (estimator/fitting/params.py)
+FITTABLE = ("gemm", "attention", "fp8", "fp4")
+
+
 class EfficiencyClass(EfficiencySpec):
     #: where these numbers come from (papers, microbenchmarks, fitted rows)
     basis: str
-    #: names of parameters tuned against the public validation rows
+    #: parameters the calibration program fits (gemm: a scale on the GEMM curve; attention: a
+    #: scale on the attention fractions; fp8 / fp4: the low-precision factors)
     fitted: list[str] = Field(default_factory=list)
+    #: the micro-benchmark values the fit starts from and is pulled towards (written by
+    #: `suanli calibrate`; absent = the values above are the micro-benchmark values)
+    prior: Optional[dict[str, object]] = None
+    #: what the fit used and found: data file, rows, date, fitted values with standard errors
+    calibration: Optional[dict[str, object]] = None
+
+    @field_validator("fitted")
+    @classmethod
+    def _fittable(cls, v: list[str]):
+        bad = [x for x in v if x not in FITTABLE]
+        if bad:
+            raise ValueError(f"unknown fitted parameter(s) {bad} (fittable: {', '.join(FITTABLE)})")
+        return v
 
 
 class ChipEfficiency(Strict):
@@ -128,7 +146,7 @@ class EfficiencyFile(Strict):
         """(class name, resolved parameters) for a chip; unknown chips get the default class."""
         ce = self.chips.get(chip_id)
         cname = ce.class_ if ce else self.default_class
-        base = self.classes[cname].model_dump(exclude={"basis", "fitted"})
+        base = self.classes[cname].model_dump(exclude={"basis", "fitted", "prior", "calibration"})
         if ce and ce.overrides:
             base.update(ce.overrides)
         return cname, EfficiencySpec.model_validate(base)

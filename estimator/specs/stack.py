@@ -107,6 +107,10 @@ class StackSpec(Strict):
     #: parameters (names in params) the calibration program may fit
     fitted: list[str] = Field(default_factory=list)
     training: Optional[TrainingStack] = None
+    #: the values the fit starts from (written by `suanli calibrate`)
+    prior: Optional[dict[str, float]] = None
+    #: what the fit used and found (data, rows, date, values with standard errors)
+    calibration: Optional[dict[str, object]] = None
 
     @field_validator("aliases")
     @classmethod
