@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from estimator.catalog import Catalog
 from estimator.describe import model_summary
@@ -434,3 +436,79 @@ def test_readme_tour_lines_run():
         r = cli(*argv[1:])
         assert r.returncode == 0, (argv, r.stderr)
         assert r.stdout.strip()
+
+
+def test_merge_reports_every_flag_and_the_overrides(cat):
+    """The JSON block the CLI adds (launch_args): what was taken, what was overridden, what was
+    not used, without running the estimator."""
+    from estimator.cli.launch_opts import apply
+
+    text = ("torchrun --nnodes 2 --nproc_per_node 8 pretrain_gpt.py --tensor-model-parallel-size 2 "
+            "--pipeline-model-parallel-size 2 --micro-batch-size 1 --seq-length 2048 --fp16 --frobnicate 3 "
+            "--swap-attention --lr 3e-4")
+    cli_args = dict(model="llama3-8b", chips=None, gbs=None, seq_len=4096, precision=None, tp=None, pp=4,
+                    dp=None, cp=None, ep=None, vpp=None, mbs=None, recompute=None, zero=None)
+    out, merged = apply(text, cli_args, cat, "h100")
+    d = merged.to_dict()
+    assert (out["tp"], out["pp"], out["seq_len"], out["precision"], out["chips"]) == (2, 4, 4096, "fp16", 16)
+    assert out["gbs"] == 1 * 16 // (2 * 4)          # Megatron's default: mbs x dp
+    assert set(d["overridden"]) == {"pp", "seq_len"}
+    assert d["unknown"] == ["--frobnicate 3"] and d["not_modelled"] == ["--swap-attention"]
+    assert d["ignored"] == ["--lr 3e-4"]
+    assert "Megatron's default" in d["from_args"]["gbs"]
+    assert any("--sequence-parallel" in n for n in d["notes"])     # tp 2 without it
+    # ranks to packages: 16 ranks are 8 Ascend 910C (two dies each)
+    out, merged = apply(text, {**cli_args, "pp": None}, cat, "ascend-910c")
+    assert out["chips"] == 8 and "2 per ascend-910c" in merged.from_args["chips"]
+    with pytest.raises(InputError, match="not a whole number"):
+        apply("torchrun --nproc_per_node 3 x.py --tensor-model-parallel-size 1", cli_args, cat, "ascend-910c")
+
+
+# ----------------------------------------------------------------- robustness
+_SHELL_BITS = list("ab=$(){}[]\"'`\\ \n;&|<>#-*!0123456789") + [
+    "--tensor-model-parallel-size ", "if ", " then ", " fi", " else ", "$((", "${A:-", "${A[@]}", "A=(", "A+=(",
+    " done", "for ", " do ", "case ", "esac", "<<EOF\n", "\nEOF\n", "[[ ", " ]]", " -gt ", "--num-layers 4 ",
+    "--hidden-size 8 ", "--num-attention-heads 2 ", "--vocab-size 10 ", "--num-experts 2 ", "f() {", "}",
+    "export ", "declare -a ", "2>&1 ", "$A", "--moe-layer-freq ", "--noop-layers 1,2 "]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_SHELL_BITS), max_size=60).map("".join))
+@example("run --tensor-model-parallel-size 2 A=(1)")      # an array assignment as an argument
+@example("2>&1 [[ A=(1) ]] --bf16")                       # ... inside a test
+@example("--num-layers 10000000000 --hidden-size 8 --num-attention-heads 2 --vocab-size 10")
+@example("X=$((2**99999999))")
+def test_any_launch_text_gives_a_result_or_one_input_error(text):
+    try:
+        la = parse_launch_args(text)
+    except InputError as e:
+        assert "\n" not in str(e)
+        return
+    if la.model is not None:
+        la.knobs(la.model)
+
+
+_HF_VALUES = [None, 0, -1, 1, 3, 1.5, True, "x", [], [0], [1, 2], {"a": 1}, 10 ** 30, 9999, ["full_attention"] * 3]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(HF_MODELS), st.data())
+def test_any_mangled_config_gives_a_spec_or_one_spec_error(name, data):
+    cfg = json.loads((HF / name / "config.json").read_text())
+    body = cfg["text_config"] if "text_config" in cfg else cfg
+    for key in data.draw(st.lists(st.sampled_from(sorted(body)), min_size=1, max_size=3)):
+        value = data.draw(st.sampled_from(_HF_VALUES + ["<drop>"]))
+        if value == "<drop>":
+            body.pop(key, None)
+        else:
+            body[key] = value
+    try:
+        model_from_hf_config(cfg, name="x")
+    except SpecError as e:
+        assert "\n" not in str(e)
+
+
+def test_huge_layer_counts_are_refused_quickly():
+    cfg = _llama(num_hidden_layers=10 ** 12)
+    with pytest.raises(SpecError, match="must be <= 10000"):
+        model_from_hf_config(cfg, name="x")

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from estimator.errors import SpecError
 from estimator.importers._io import read_text_file
-from estimator.importers.layout import moe_layout, window_layout
+from estimator.importers.layout import MAX_LAYERS, moe_layout, window_layout
 from estimator.specs import ModelSpec
 from estimator.yamlio import format_validation_error
 
@@ -96,7 +96,8 @@ class _Cfg:
         v = self.data.get(key)
         return default if v is None else v
 
-    def int(self, key: str, default: Any = _MISSING, *, minimum: int = 1, why: str = "") -> Any:
+    def int(self, key: str, default: Any = _MISSING, *, minimum: int = 1, why: str = "",
+            maximum: int = 10 ** 12) -> Any:
         v = self.data.get(key)
         if v is None:
             if default is _MISSING:
@@ -106,6 +107,8 @@ class _Cfg:
             raise self.err(key, f"must be an integer (got {v!r})")
         if v < minimum:
             raise self.err(key, f"must be >= {minimum} (got {v})")
+        if v > maximum:
+            raise self.err(key, f"must be <= {maximum} (got {v})")
         return v
 
     def bool(self, key: str, default: bool) -> bool:
@@ -149,7 +152,7 @@ def _gated_act(c: _Cfg, notes: list[str], key: str = "hidden_act", default: str 
 
 
 def _attention(c: _Cfg, out: dict, heads_key="num_attention_heads", kv_key="num_key_value_heads") -> None:
-    out["layers"] = c.int("num_hidden_layers")
+    out["layers"] = c.int("num_hidden_layers", maximum=MAX_LAYERS)
     out["hidden"] = c.int("hidden_size")
     out["heads"] = c.int(heads_key)
     out["kv_heads"] = c.int(kv_key, out["heads"])
@@ -402,7 +405,10 @@ def _llama4(c: _Cfg, notes: list[str]) -> dict:
     if moe_layers is None:
         step = c.int("interleave_moe_layer_step", 1)
         moe_layers = list(range(step - 1, n, step))
-    flags = [i in set(moe_layers) for i in range(n)]
+    chosen = set(moe_layers)
+    if any(not 0 <= i < n for i in chosen):
+        raise c.err("moe_layers", f"names a layer outside 0..{n - 1}")
+    flags = [i in chosen for i in range(n)]
     _moe(out, flags, c.int("num_local_experts"), c.int("num_experts_per_tok"), width,
          shared=1, notes=notes)
     return out
@@ -412,7 +418,7 @@ def _chatglm(c: _Cfg, notes: list[str]) -> dict:
     """ChatGLM2/3 and GLM-4-9B (THUDM remote-code configs: num_layers, multi_query_group_num,
     kv_channels, ffn_hidden_size, padded_vocab_size)."""
     out: dict = {}
-    out["layers"] = c.int("num_layers")
+    out["layers"] = c.int("num_layers", maximum=MAX_LAYERS)
     out["hidden"] = c.int("hidden_size")
     out["heads"] = c.int("num_attention_heads")
     c.used.update(layers="num_layers", hidden="hidden_size", heads="num_attention_heads")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 
 from estimator.errors import InputError
 from estimator.importers._io import read_text_file
-from estimator.importers.layout import moe_layout
+from estimator.importers.layout import MAX_LAYERS, moe_layout
 from estimator.importers.shell import UNRESOLVED, evaluate_argv, evaluate_script
 from estimator.specs import ModelSpec
 from estimator.yamlio import format_validation_error
@@ -198,7 +199,7 @@ class LaunchArgs:
     def _err(self, name: str, msg: str) -> InputError:
         return InputError(f"{self.source}: --{name}: {msg}")
 
-    def _int(self, name: str, minimum: int = 1) -> Optional[int]:
+    def _int(self, name: str, minimum: int = 1, maximum: int = 10 ** 12) -> Optional[int]:
         f = self.flags.get(name)
         if f is None:
             return None
@@ -214,6 +215,8 @@ class LaunchArgs:
         n = int(v)
         if n < minimum:
             raise self._err(name, f"must be >= {minimum} (got {n})")
+        if n > maximum:
+            raise self._err(name, f"must be <= {maximum} (got {n})")
         return n
 
     def _str(self, name: str) -> Optional[str]:
@@ -375,7 +378,7 @@ def _plan(la: LaunchArgs) -> None:
         v = la._int(flag)
         if v is not None:
             p[knob] = v
-    nl = la._int("num-layers")
+    nl = la._int("num-layers", maximum=MAX_LAYERS)
     if nl is not None:
         p["megatron_layers"] = nl
     per = la._int("num-layers-per-virtual-pipeline-stage")
@@ -464,15 +467,18 @@ def _layer_freq(la: LaunchArgs, n: int, first_dense: int) -> list[bool]:
             return node.value
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             a, b = ev(node.left), ev(node.right)
-            if isinstance(a, list) and isinstance(b, list):
+            if isinstance(a, list) and isinstance(b, list) and len(a) + len(b) <= MAX_LAYERS:
                 return a + b
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
             a, b = ev(node.left), ev(node.right)
-            if isinstance(a, list) and isinstance(b, int) and 0 <= b <= 10_000:
+            if isinstance(a, list) and isinstance(b, int) and 0 <= b and len(a) * b <= MAX_LAYERS:
                 return a * b
         raise ValueError
     try:
-        pattern = ev(ast.parse(raw.strip(), mode="eval").body)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(raw.strip(), mode="eval")
+        pattern = ev(tree.body)
         if not isinstance(pattern, list) or any(x not in (0, 1) or isinstance(x, list) for x in pattern):
             raise ValueError
     except (SyntaxError, ValueError, RecursionError):
@@ -519,13 +525,10 @@ def _model(la: LaunchArgs, name: str) -> None:
                      ("qk-nope-head-dim", "qk-head-dim"), ("v-head-dim",)):
             if not any(la.has(o) for o in opts):
                 missing.append(" or ".join(f"--{o}" for o in opts))
-    if la.has("num-experts"):
-        if not (la.has("moe-ffn-hidden-size") or la.has("moe-intermediate-size") or la.has("ffn-hidden-size")):
-            missing.append("--moe-ffn-hidden-size")
     if missing:
         la.model_missing = missing
         return
-    layers = la._int("num-layers")
+    layers = la._int("num-layers", maximum=MAX_LAYERS)
     noop = la._str("noop-layers")
     if noop:
         try:
@@ -580,7 +583,10 @@ def _model(la: LaunchArgs, name: str) -> None:
     if experts is not None:
         first = la._int("first-k-dense-replace", minimum=0) or 0
         flags = _layer_freq(la, layers, first)
-        width = la._int("moe-ffn-hidden-size") or la._int("moe-intermediate-size") or ffn
+        width = la._int("moe-ffn-hidden-size") or la._int("moe-intermediate-size")
+        if width is None:
+            width = ffn
+            notes.append(f"no --moe-ffn-hidden-size: Megatron's default, the FFN width {ffn}")
         topk = la._int("moe-router-topk")
         if topk is None:
             topk = 2

@@ -18,7 +18,29 @@ def _ranges(idx: list[int]) -> str:
         if i + 1 == len(idx) or idx[i + 1] != v + 1:
             out.append(str(start) if start == v else f"{start}-{v}")
             start = None
+    if len(out) > 8:
+        return ", ".join(out[:6]) + f", ... ({len(out) - 6} more)"
     return ", ".join(out)
+
+
+#: more layers than any real model; bounds the per-layer lists the importers build
+MAX_LAYERS = 10_000
+
+
+def _progression(pos: list[int], n: int) -> Optional[tuple[int, int]]:
+    """(dense, every) when ``pos`` are exactly the positions dense + j*every + every - 1,
+    j < (n - dense) // every, else None."""
+    m = len(pos)
+    if m >= 2:
+        every = pos[1] - pos[0]
+        candidates = [every] if all(b - a == every for a, b in zip(pos, pos[1:])) else []
+    else:
+        candidates = list(range(1, pos[0] + 2))
+    for every in candidates:
+        dense = pos[0] - every + 1
+        if dense >= 0 and (n - dense) // every == m:
+            return dense, every
+    return None
 
 
 def moe_layout(is_moe: list[bool]) -> Optional[tuple[int, int, Optional[str]]]:
@@ -30,13 +52,9 @@ def moe_layout(is_moe: list[bool]) -> Optional[tuple[int, int, Optional[str]]]:
     m = len(moe)
     if m == 0:
         return None
-    target = set(moe)
-    for every in range(1, n + 1):
-        for dense in range(0, n):
-            if (n - dense) // every != m:
-                continue
-            if {dense + j * every + every - 1 for j in range(m)} == target:
-                return dense, every, None
+    found = _progression(moe, n)
+    if found is not None:
+        return found[0], found[1], None
     note = (f"MoE layers {_ranges(moe)} of {n} do not follow the schema's pattern; kept as "
             f"{n - m} dense then {m} MoE layers (same parameter and FLOP counts, pipeline "
             f"stages may hold a different mix)")
@@ -56,7 +74,8 @@ def window_layout(is_sliding: list[bool]) -> tuple[bool, Optional[int], Optional
     exact = [e for e in range(2, n + 1) if n // e == n_full]
     if exact:
         for every in exact:
-            if any(full == list(range(ph, n, every)) for ph in range(every)):
+            if full[0] < every and all(b - a == every for a, b in zip(full, full[1:])) \
+                    and len(range(full[0], n, every)) == n_full:
                 return True, every, None
         every = exact[0]
         return True, every, (f"full-attention layers {_ranges(full)} of {n} are not evenly spaced; kept as "

@@ -18,6 +18,7 @@ import ast
 import fnmatch
 import operator
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -518,7 +519,7 @@ class _Parser:
                 self.i += 1
                 if self.kw(t) == "]]":
                     break
-                if isinstance(t, Op) and t.text.startswith("redir"):
+                if (isinstance(t, Op) and t.text.startswith("redir")) or isinstance(t, ArrayAssign):
                     t = Word([("lit", UNRESOLVED)], t.line)      # '<' '>' inside [[ ]]: not evaluated
                 words.append(t if isinstance(t, Word) else Word([("lit", t.text)], t.line))
             return Simple([], [Word([("lit", "[[")], line)] + words, line)
@@ -661,7 +662,9 @@ class _Eval:
         if UNRESOLVED in text:
             return UNRESOLVED + "$((" + body + "))" + UNRESOLVED
         try:
-            tree = ast.parse(text.strip(), mode="eval")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(text.strip(), mode="eval")
             return str(self._arith_node(tree.body, line))
         except (SyntaxError, ValueError, TypeError, RecursionError, OverflowError):
             self.note(line, f"arithmetic $(({body})) not evaluated")
@@ -713,6 +716,8 @@ class _Eval:
 
     def expand(self, w: Word) -> list[str]:
         """Expand a word into fields (parameter expansion, arithmetic, splitting, quotes)."""
+        if isinstance(w, ArrayAssign):     # only meaningful to declare/export, handled there
+            return []
         chunks = []  # ('q', text) / ('u', text) / ('break',)
         for p in w.parts:
             if p[0] != "exp":
@@ -752,6 +757,8 @@ class _Eval:
 
     def expand_join(self, w: Word) -> str:
         """Expansion without word splitting (assignment values)."""
+        if isinstance(w, ArrayAssign):
+            return UNRESOLVED
         out = []
         for p in w.parts:
             if p[0] != "exp":
@@ -908,8 +915,10 @@ class _Eval:
         if isinstance(n, Simple):
             if n.assigns:
                 return True
-            return any(w.parts and w.parts[0][0] in ("lit", "sq", "dq") and w.parts[0][1].startswith("-")
-                       for w in n.words[1:]) and (n.words[0].plain() not in ("echo", "printf", "[", "[[", "test"))
+            words = [w for w in n.words if isinstance(w, Word)]
+            return bool(words) and any(
+                w.parts and w.parts[0][0] in ("lit", "sq", "dq") and w.parts[0][1].startswith("-")
+                for w in words[1:]) and (words[0].plain() not in ("echo", "printf", "[", "[[", "test"))
         if isinstance(n, AndOr):
             return any(self._has_effect(c) for c in n.first) or any(
                 self._has_effect(c) for _, p in n.rest for c in p)
@@ -927,7 +936,7 @@ class _Eval:
             for a in n.assigns:
                 self.assign(a, n.line)
             return True
-        if n.words[0].plain() == "[[":
+        if isinstance(n.words[0], Word) and n.words[0].plain() == "[[":
             args = [self.expand_join(w) for w in n.words[1:]]       # no word splitting in [[ ]]
             return self.test(args, True, n.line)
         argv = [f for w in n.words for f in self.expand(w)]
