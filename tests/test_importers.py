@@ -336,6 +336,9 @@ def test_recompute_and_interleaving_resolve_against_the_model(cat):
         la.knobs(m)
     assert parse_launch_args("--pipeline-model-parallel-size 4 --num-virtual-stages-per-pipeline-rank 2"
                              ).knobs(m)[0]["vpp"] == 2
+    # an explicit pp re-counts the interleaving: 5 layers per virtual stage over pp 2 -> vpp 8
+    la = parse_launch_args("--pipeline-model-parallel-size 4 --num-layers-per-virtual-pipeline-stage 5")
+    assert la.knobs(m)[0]["vpp"] == 4 and la.knobs(m, pp=2)[0]["vpp"] == 8
     assert parse_launch_args("--use-torch-fsdp2").knobs(m)[0]["zero"] == 3
     assert parse_launch_args("--use-megatron-fsdp --data-parallel-sharding-strategy optim_grads"
                              ).knobs(m)[0]["zero"] == 2
@@ -512,3 +515,13 @@ def test_huge_layer_counts_are_refused_quickly():
     cfg = _llama(num_hidden_layers=10 ** 12)
     with pytest.raises(SpecError, match="must be <= 10000"):
         model_from_hf_config(cfg, name="x")
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from estimator.importers import hf_config, launch_args
+
+    for mod in (hf_config, launch_args):
+        res = doctest.testmod(mod)
+        assert res.attempted > 0 and res.failed == 0, mod.__name__

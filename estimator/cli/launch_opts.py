@@ -104,7 +104,7 @@ def merge(la: LaunchArgs, cli: dict, cat: Catalog, chip: str) -> Merged:
     else:
         raise InputError("no --model given and the launch args do not describe the model: missing "
                          + ", ".join(la.model_missing))
-    knobs, origin, knob_notes = la.knobs(m)
+    knobs, origin, knob_notes = la.knobs(m, pp=cli.get("pp"))
     notes += knob_notes
     chosen: dict = {}
     for k in PLAN_KNOBS:

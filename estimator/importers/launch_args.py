@@ -232,10 +232,12 @@ class LaunchArgs:
         return v.strip()
 
     # -- resolution against a model --------------------------------------------------
-    def knobs(self, model: ModelSpec) -> tuple[dict, dict, list[str]]:
+    def knobs(self, model: ModelSpec, pp: Optional[int] = None) -> tuple[dict, dict, list[str]]:
         """(knobs, origin, notes): every plan knob Megatron fixes for this launch (tp, pp, cp,
         ep, vpp, mbs, recompute, zero), resolved for ``model``; ``origin`` says where each
-        came from. Raises InputError when a layer count does not divide as Megatron needs."""
+        came from. ``pp`` replaces the launch's pipeline degree where layers are counted per
+        stage (interleaving, block recompute). Raises InputError when a layer count does not
+        divide as Megatron needs."""
         k: dict = {}
         origin: dict = {}
         notes: list[str] = []
@@ -248,7 +250,7 @@ class LaunchArgs:
         if "mbs" in self.plan:
             k["mbs"], origin["mbs"] = self.plan["mbs"], self.text("micro-batch-size")
         layers = self.plan.get("megatron_layers") or model.layers
-        pp = k["pp"]
+        pp = pp or k["pp"]
         if "vpp_layers" in self.plan:
             per = self.plan["vpp_layers"]
             if layers % pp or (layers // pp) % per:
