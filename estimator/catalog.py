@@ -6,7 +6,8 @@ Lookup order for ``--chip/--system/--model NAME``:
    ``SUANLI_SPEC_PATH``, separated by ``os.pathsep``); a user spec with a built-in id
    replaces the built-in one;
 2. an id or alias from the built-in catalog (``hwspecs/`` shipped with the package);
-3. a path to a YAML file.
+3. a path to a YAML file (for models also a Hugging Face ``config.json``, or a model
+   folder holding one: see :mod:`estimator.importers.hf_config`).
 
 A spec folder uses the built-in layout: ``chips/*.yaml``, ``systems/*.yaml``,
 ``models/*.yaml``. Two files in one folder that claim the same id or alias are an error.
@@ -114,6 +115,11 @@ class Catalog:
                 return idx.by_id[low]
             if low in idx.alias:
                 return idx.by_id[idx.alias[low]]
+        if kind == "model":  # a Hugging Face config.json, or a model folder holding one
+            from estimator.importers.hf_config import is_hf_config_path, model_from_hf_config
+
+            if is_hf_config_path(key):
+                return model_from_hf_config(key)
         p = Path(key)
         if key.endswith((".yaml", ".yml")) or os.sep in key or p.is_file():
             if p.exists():

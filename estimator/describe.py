@@ -78,7 +78,7 @@ def model_summary(m: ModelSpec) -> dict:
         "kv_cache_bytes_per_token_bf16": kv_bytes,
         "published_params_b": m.published_params_b,
         "published_active_params_b": m.published_active_params_b,
-        "source": m.source,
+        "source": m.source, "notes": m.notes,
     }
 
 

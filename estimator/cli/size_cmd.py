@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from estimator.cli.app import JsonOpt, SpecDirOpt, _cat, app
+from estimator.cli.launch_opts import MegatronOpt, apply, launch_plan_row
 from estimator.cli.render import console, emit_json, kv, table
 from estimator.errors import InputError
 from estimator.goodput import DEFAULT_CKPT_GB_PER_S_PER_NODE, DEFAULT_MTBF_CHIP_H, DEFAULT_RESTART_S
@@ -82,22 +83,37 @@ COMMON = dict(
 
 @app.command()
 def search(
-    model: str = typer.Option(..., "--model"), chip: str = typer.Option(..., "--chip"),
-    chips: int = typer.Option(..., "--chips"), gbs: int = COMMON["gbs"], seq_len: int = COMMON["seq_len"],
-    system: Optional[str] = typer.Option(None, "--system"), precision: str = COMMON["precision"],
+    model: Optional[str] = typer.Option(None, "--model", help="Catalog id, alias, YAML path, or a Hugging Face "
+                                                             "config.json / model folder."),
+    chip: str = typer.Option(..., "--chip"),
+    chips: Optional[int] = typer.Option(None, "--chips"),
+    gbs: Optional[int] = typer.Option(None, "--gbs", help="Global batch, sequences (default 1024)."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per sequence (default 8192)."),
+    system: Optional[str] = typer.Option(None, "--system"),
+    precision: Optional[str] = typer.Option(None, "--precision",
+                                            help="bf16 | fp16 | fp8 | fp4 | auto (default: the launch args', else bf16)"),
+    megatron_args: Optional[str] = MegatronOpt,
     top: int = typer.Option(10, "--top", help="How many plans to list."),
     derate: Optional[list[str]] = typer.Option(None, "--derate"),
     spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt,
 ):
     """Every valid plan, evaluated: the best ones, the Pareto front (throughput vs memory
-    headroom) and how many were rejected, by reason."""
+    headroom) and how many were rejected, by reason. With --megatron-args, the workload comes
+    from the launch arguments and their own plan is ranked against the best."""
     from estimator.training import search_plans
 
-    if chips <= 0 or top <= 0:
+    if (chips is not None and chips <= 0) or top <= 0:
         raise InputError("--chips and --top must be positive")
-    rep = search_plans(model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system,
-                       precision=None if precision == "auto" else precision, top=top,
-                       catalog=_cat(spec_dir), overrides=parse_derate(derate))
+    cat = _cat(spec_dir)
+    a, merged = apply(megatron_args, dict(model=model, chips=chips, gbs=gbs, seq_len=seq_len, precision=precision),
+                      cat, chip, {"gbs": 1024, "seq_len": 8192, "precision": "bf16"})
+    prec = None if a["precision"] == "auto" else a["precision"]
+    rep = search_plans(a["model"], chip, chips=a["chips"], gbs=a["gbs"], seq_len=a["seq_len"], system=system,
+                       precision=prec, top=top, catalog=cat, overrides=parse_derate(derate))
+    if merged is not None:
+        merged.pinned = False
+        rep["launch_args"] = merged.to_dict()
+        rep["launch_plan"] = launch_plan_row(merged, chip, system, cat, parse_derate(derate), prec, rep)
     if as_json:
         emit_json(rep)
         return
@@ -111,6 +127,16 @@ def search(
             ("step_time_s", "step s"), ("memory_gb_per_chip", "GB/chip"), ("headroom_gb", "headroom GB")]
     for title, key in (("best plans", "top"), ("Pareto front: throughput vs memory headroom", "pareto")):
         table(title, cols, [{**r, "plan_s": _plan_s(r["plan"]), "mfu_pct": 100 * r["mfu"]} for r in rep[key]], digits=2)
+    if merged is not None:
+        lp = rep["launch_plan"]
+        if lp.get("error"):
+            console.print(f"the launch args' own plan: {lp['error']}")
+        else:
+            console.print(f"the launch args' own plan: {_plan_s(lp['plan'])}: {lp['tokens_per_s_per_chip']:,.1f} "
+                          f"tokens/s/chip, {lp['memory_gb_per_chip']:.1f} GB/chip"
+                          + ("" if lp["fits"] else " (does not fit in memory)")
+                          + f", {lp['ratio_to_best']:.2f}x the best plan")
+        merged.render()
 
 
 @app.command()

@@ -7,8 +7,9 @@ from typing import Optional
 import typer
 
 from estimator.cli.app import JsonOpt, SpecDirOpt, _cat, app
+from estimator.cli.launch_opts import MegatronOpt, apply, with_provenance
 from estimator.cli.render import console, emit_json, kv, table
-from estimator.errors import InputError
+from estimator.errors import InfeasibleError, InputError, PlanError
 from estimator.units import parse_count, parse_derate
 
 
@@ -19,11 +20,12 @@ def _pos(name: str, v):
 
 @app.command()
 def train(
-    model: str = typer.Option(..., "--model", help="Catalog id, alias or YAML path."),
+    model: Optional[str] = typer.Option(None, "--model", help="Catalog id, alias, YAML path, or a Hugging Face "
+                                                             "config.json / model folder."),
     chip: str = typer.Option(..., "--chip", help="Catalog id, alias or YAML path."),
-    chips: int = typer.Option(..., "--chips", help="Number of chips (packages)."),
-    gbs: int = typer.Option(..., "--gbs", help="Global batch, sequences."),
-    seq_len: int = typer.Option(..., "--seq-len", help="Tokens per sequence."),
+    chips: Optional[int] = typer.Option(None, "--chips", help="Number of chips (packages)."),
+    gbs: Optional[int] = typer.Option(None, "--gbs", help="Global batch, sequences."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per sequence."),
     system: Optional[str] = typer.Option(None, "--system", help="System id (default: the chip's)."),
     tp: Optional[int] = typer.Option(None, "--tp"), pp: Optional[int] = typer.Option(None, "--pp"),
     dp: Optional[int] = typer.Option(None, "--dp"), cp: Optional[int] = typer.Option(None, "--cp"),
@@ -31,7 +33,10 @@ def train(
     mbs: Optional[int] = typer.Option(None, "--mbs"),
     recompute: Optional[str] = typer.Option(None, "--recompute", help="none | selective | partial | full (partial: full recompute of some layers)"),
     zero: Optional[int] = typer.Option(None, "--zero", help="0-3 (1 = distributed optimizer, 3 = FSDP)"),
-    precision: str = typer.Option("bf16", "--precision", help="bf16 | fp16 | fp8 | fp4 | auto"),
+    precision: Optional[str] = typer.Option(None, "--precision",
+                                            help="bf16 | fp16 | fp8 | fp4 | auto (default: the launch args', "
+                                                 "else bf16)"),
+    megatron_args: Optional[str] = MegatronOpt,
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens, e.g. 15T: adds days to train."),
     derate: Optional[list[str]] = typer.Option(None, "--derate",
                                                help="What-if multiplier on a datasheet fact, e.g. hbm_bw=0.8 "
@@ -50,12 +55,21 @@ def train(
                  ("cp", cp), ("ep", ep), ("vpp", vpp), ("mbs", mbs), ("top", top)):
         _pos(n, v)
     tok = parse_count(tokens, "tokens") if tokens is not None else None
-    res = estimate_training(
-        model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system, tp=tp, pp=pp, dp=dp,
-        cp=cp, ep=ep, vpp=vpp, mbs=mbs, recompute=recompute, zero=zero,
-        precision=None if precision == "auto" else precision, tokens=tok,
-        catalog=_cat(spec_dir), overrides=parse_derate(derate), top=top, stack=stack)
+    cat = _cat(spec_dir)
+    a, merged = apply(megatron_args, dict(model=model, chips=chips, gbs=gbs, seq_len=seq_len, precision=precision,
+                                          tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vpp=vpp, mbs=mbs,
+                                          recompute=recompute, zero=zero), cat, chip, {"precision": "bf16"})
+    try:
+        res = estimate_training(
+            a["model"], chip, chips=a["chips"], gbs=a["gbs"], seq_len=a["seq_len"], system=system, tp=a["tp"],
+            pp=a["pp"], dp=a["dp"], cp=a["cp"], ep=a["ep"], vpp=a["vpp"], mbs=a["mbs"], recompute=a["recompute"],
+            zero=a["zero"], precision=None if a["precision"] == "auto" else a["precision"], tokens=tok,
+            catalog=cat, overrides=parse_derate(derate), top=top, stack=stack)
+    except (PlanError, InfeasibleError) as e:
+        raise with_provenance(e, merged) from None
     d = res.to_dict()
+    if merged is not None:
+        d["launch_args"] = merged.to_dict()
     if as_json:
         emit_json(d)
         return
@@ -87,6 +101,8 @@ def train(
                for t in res.search["top"]])
     for n in res.notes:
         console.print(f"note: {n}")
+    if merged is not None:
+        merged.render()
 
 
 @app.command()
