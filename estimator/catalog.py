@@ -152,26 +152,24 @@ class Catalog:
         return self.system(chip.default_system)
 
     # -- efficiency ---------------------------------------------------------------------
+    def spec_file(self, name: str) -> Path:
+        """The file a top-level spec (efficiency.yaml, stacks.yaml) comes from: the first user
+        folder holding one, else the built-in one."""
+        for d in self.user_dirs:
+            if (d / name).is_file():
+                return d / name
+        return builtin_dir() / name
+
     def efficiency(self) -> EfficiencyFile:
         if self._eff is None:
-            path = builtin_dir() / "efficiency.yaml"
-            for d in self.user_dirs:
-                if (d / "efficiency.yaml").is_file():
-                    path = d / "efficiency.yaml"
-                    break
-            self._eff = load_spec(EfficiencyFile, path)
+            self._eff = load_spec(EfficiencyFile, self.spec_file("efficiency.yaml"))
         return self._eff
 
     # -- software stacks ------------------------------------------------------------------
     def stacks(self) -> StackFile:
         """hwspecs/stacks.yaml, or the first user folder's stacks.yaml (replaces it whole)."""
         if self._stacks is None:
-            path = builtin_dir() / "stacks.yaml"
-            for d in self.user_dirs:
-                if (d / "stacks.yaml").is_file():
-                    path = d / "stacks.yaml"
-                    break
-            self._stacks = load_spec(StackFile, path)
+            self._stacks = load_spec(StackFile, self.spec_file("stacks.yaml"))
         return self._stacks
 
     def stack(self, name: str | None, eff_class: str) -> tuple[str, StackSpec]:

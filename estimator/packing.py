@@ -198,6 +198,7 @@ def pack_stack(stack: StackSpec) -> np.ndarray:
     sv[K.S_ZERO2_PER_MB] = float(f.zero2_reduce_per_microbatch)
     sv[K.S_MOE_CV] = pr.moe_load_cv
     sv[K.S_BUCKET] = pr.grad_bucket_params
+    sv[K.S_GATHER_BUCKET] = pr.gather_bucket_params
     sv[K.S_GRAD_BYTES] = pr.main_grad_bytes
     sv[K.S_HOST_OP] = pr.host_op_us * 1e-6
     sv[K.S_GRAPHS] = GRAPH_CODES[f.cuda_graphs]

@@ -97,7 +97,8 @@ def _model_ref(r: dict, base: Path) -> str:
     return str(base / ref) if ref.endswith((".yaml", ".yml")) else ref
 
 
-def _train_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
+def train_row_request(r: dict, rowno: int, base: Path) -> tuple[dict, str, float]:
+    """(estimate_training keyword arguments, metric, measured value) of one training row."""
     model = _model_ref(r, base)
     chip = r["chip"].strip()
     metric = r["metric"].strip()
@@ -109,13 +110,22 @@ def _train_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
     zero = (r.get("zero") or "").strip()
     rec = (r.get("recompute") or "").strip() or None
     stack = (r.get("stack") or "").strip() or None
-    res = estimate_training(
-        model, chip, chips=chips, gbs=_int(r, "gbs", rowno, True),
-        seq_len=_int(r, "seq_len", rowno, True), system=(r.get("system") or "").strip() or None,
-        precision=r["precision"].strip(), recompute=rec,
-        zero=int(zero) if zero else None, catalog=cat, stack=stack, **kn)
-    pred = {"tokens_per_s_per_chip": res.tokens_per_s_per_chip, "step_time_s": res.step_time_s,
+    kw = dict(model=model, chip=chip, chips=chips, gbs=_int(r, "gbs", rowno, True),
+              seq_len=_int(r, "seq_len", rowno, True), system=(r.get("system") or "").strip() or None,
+              precision=r["precision"].strip(), recompute=rec, zero=int(zero) if zero else None,
+              stack=stack, **kn)
+    return kw, metric, measured
+
+
+def training_metric(res, metric: str) -> float:
+    return {"tokens_per_s_per_chip": res.tokens_per_s_per_chip, "step_time_s": res.step_time_s,
             "mfu": res.mfu}[metric]
+
+
+def _train_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
+    kw, metric, measured = train_row_request(r, rowno, base)
+    res = estimate_training(kw.pop("model"), kw.pop("chip"), catalog=cat, **kw)
+    pred = training_metric(res, metric)
     return RowResult(id=r["id"], row=rowno, source=(r.get("source") or "").strip(), chip=res.chip,
                      model=res.model, metric=metric, predicted=pred, measured=measured,
                      ape=abs(pred - measured) / measured, plan={**res.plan, "stack": res.stack})

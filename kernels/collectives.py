@@ -99,6 +99,25 @@ def rs_or_ag(hv, nbytes, n, s1, n1, s2, n2):
 
 
 @njit(cache=True, error_model="numpy")
+def flat_ring_latency(hv, n, s1, n1, s2, n2):
+    """Latency of one ring collective over all n ranks as NCCL / HCCL run it for reduce-scatter
+    and all-gather (one ring through every member, n-1 steps, each paced by the slowest hop):
+    (n-1) x the alpha of the outermost tier the group spans. The bandwidth term is the
+    hierarchical one (multi-channel rings use every NIC), but the step count is not: a group of
+    thousands of ranks pays thousands of step latencies per collective."""
+    if n <= 1.0:
+        return 0.0
+    g0, g1, n_dom = tier_sizes(hv, s1, n1, s2, n2)
+    l0, l1, l2 = tier_latencies(hv)
+    lat = l0
+    if n > n_dom:
+        lat = l2
+    elif n_dom > g0:
+        lat = l1
+    return (n - 1.0) * lat
+
+
+@njit(cache=True, error_model="numpy")
 def all_reduce(hv, nbytes, n, s1, n1, s2, n2):
     """Hierarchical all-reduce: reduce-scatter and all-gather inside packages and domains; across
     domains the cheaper of a ring (2 phases) and a double binary tree (2 log2(g) latencies and

@@ -98,7 +98,8 @@ S_GRAD_BYTES = 12     # bytes per parameter of the main-gradient buffer
 S_HOST_OP = 13        # host (Python + framework + launch) seconds per operator issued
 S_GRAPHS = 14         # GRAPHS_* code: which parts run as captured CUDA graphs
 S_SEL_ACT = 15        # selective recompute also recomputes the MLP activation function
-S_SIZE = 16
+S_GATHER_BUCKET = 16  # ZeRO-3 / FSDP parameter all-gather bucket, parameters
+S_SIZE = 17
 
 GRAPHS_NONE = 0
 GRAPHS_DENSE = 1      # attention and dense blocks captured (MoE dispatch stays eager)

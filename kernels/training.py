@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels import layout as K
-from kernels.collectives import all_reduce, p2p, rs_or_ag, tier_sizes, tiered_transfer
+from kernels.collectives import all_reduce, flat_ring_latency, p2p, rs_or_ag, tier_sizes, tiered_transfer
 from kernels.gemm import gemm_time, grouped_gemm
 from kernels.model import avg_context, hardware_flops_per_token, model_flops_per_token, model_params
 from kernels.moe import dispatch_bytes, ep_imbalance
@@ -75,7 +75,8 @@ DP_ND = 8       # dense layers on the busiest rank
 DP_NM = 9       # MoE layers on the busiest rank
 DP_FSDPW = 10   # ZeRO-3 working set: two gathered layers, bytes
 DP_STRAG = 11   # straggler factor cv * sqrt(2 ln nodes)
-DP_SIZE = 12
+DP_AG3 = 12     # ZeRO-3 parameter all-gather (at least one collective per layer)
+DP_SIZE = 13
 # ---- activation block ---------------------------------------------------------------------
 A_FULL_EXTRA = 6   # bytes of one layer re-materialised during backward under full recompute
 A_LOGITS = 7       # logits and loss buffers of one micro-batch
@@ -483,25 +484,41 @@ def dp_costs(out, mv, hv, sv, tp, pp, dp, cp, ep, vpp):
     rs_t = 0.0
     ar_t = 0.0
     ag_t = 0.0
-    if p_dense > 0.0:
-        b = min(bucket, p_dense)
-        rs += rs_or_ag(hv, p_dense * gb, dp_dense, tp, din, s_out, dout)
-        ar += all_reduce(hv, p_dense * gb, dp_dense, tp, din, s_out, dout)
-        ag += rs_or_ag(hv, p_dense * BF16_BYTES, dp_dense, tp, din, s_out, dout)
-        rs_t += rs_or_ag(hv, b * gb, dp_dense, tp, din, s_out, dout)
-        ar_t += all_reduce(hv, b * gb, dp_dense, tp, din, s_out, dout)
-        ag_t += rs_or_ag(hv, b * BF16_BYTES, dp_dense, tp, din, s_out, dout)
-    if p_exp > 0.0:
-        b = min(bucket, p_exp)
-        rs += rs_or_ag(hv, p_exp * gb, dp_exp, tp * ep, din / ep, s_out, dout)
-        ar += all_reduce(hv, p_exp * gb, dp_exp, tp * ep, din / ep, s_out, dout)
-        ag += rs_or_ag(hv, p_exp * BF16_BYTES, dp_exp, tp * ep, din / ep, s_out, dout)
-        rs_t = max(rs_t, rs_or_ag(hv, b * gb, dp_exp, tp * ep, din / ep, s_out, dout))
-        ar_t = max(ar_t, all_reduce(hv, b * gb, dp_exp, tp * ep, din / ep, s_out, dout))
-        ag_t = max(ag_t, rs_or_ag(hv, b * BF16_BYTES, dp_exp, tp * ep, din / ep, s_out, dout))
+    ag3 = 0.0
+    # gradients and parameters travel in DDP buckets: the bandwidth term is that of the whole
+    # tensor, but every bucket is its own collective and pays the ring's step latencies
+    # (all-reduce: a tree's 2 log2(n)); the last bucket is the part that cannot hide behind
+    # compute. ZeRO-3 gathers parameters at least once per layer.
+    for j in range(2):
+        if j == 0:
+            p_n = p_dense
+            grp = dp_dense
+            g_s1 = tp
+            g_n1 = din
+        else:
+            p_n = p_exp
+            grp = dp_exp
+            g_s1 = tp * ep
+            g_n1 = din / ep
+        if p_n <= 0.0 or grp <= 1.0:
+            continue
+        nb = math.ceil(p_n / bucket)
+        b = min(bucket, p_n)
+        lat = flat_ring_latency(hv, grp, g_s1, g_n1, s_out, dout)
+        lat_tree = lat / (grp - 1.0) * 2.0 * math.log2(grp)
+        ag_bw = rs_or_ag(hv, p_n * BF16_BYTES, grp, g_s1, g_n1, s_out, dout)
+        rs += rs_or_ag(hv, p_n * gb, grp, g_s1, g_n1, s_out, dout) + (nb - 1.0) * lat
+        ag += ag_bw + (nb - 1.0) * lat
+        nb3 = max(math.ceil(p_n / sv[K.S_GATHER_BUCKET]), per_rank)
+        ag3 += ag_bw + (nb3 - 1.0) * lat
+        ar += all_reduce(hv, p_n * gb, grp, g_s1, g_n1, s_out, dout) + (nb - 1.0) * min(2.0 * lat, lat_tree)
+        rs_t = max(rs_t, rs_or_ag(hv, b * gb, grp, g_s1, g_n1, s_out, dout))
+        ar_t = max(ar_t, all_reduce(hv, b * gb, grp, g_s1, g_n1, s_out, dout))
+        ag_t = max(ag_t, rs_or_ag(hv, b * BF16_BYTES, grp, g_s1, g_n1, s_out, dout))
     out[DP_RS] = rs
     out[DP_AR] = ar
     out[DP_AG] = ag
+    out[DP_AG3] = ag3
     out[DP_RS_TAIL] = rs_t
     out[DP_AR_TAIL] = ar_t
     out[DP_AG_TAIL] = ag_t
@@ -554,10 +571,11 @@ def _dp_exposed(sv, zero, m, dpv, fwd_win, bwd_win):
         ar = dpv[DP_AR]
         return max(dpv[DP_AR_TAIL], ar - bwd_win) if g_ovl else ar
     if zero == 3:
+        ag3 = dpv[DP_AG3]
         if not (g_ovl and p_ovl):
-            return m * (2.0 * ag + rs)
-        return m * (max(dpv[DP_AG_TAIL], ag - fwd_win)
-                    + max(dpv[DP_AG_TAIL] + dpv[DP_RS_TAIL], ag + rs - bwd_win))
+            return m * (2.0 * ag3 + rs)
+        return m * (max(dpv[DP_AG_TAIL], ag3 - fwd_win)
+                    + max(dpv[DP_AG_TAIL] + dpv[DP_RS_TAIL], ag3 + rs - bwd_win))
     t_ag = max(dpv[DP_AG_TAIL], ag - fwd_win) if p_ovl else ag
     if zero == 2 and sv[K.S_ZERO2_PER_MB] > 0.5:
         t_rs = m * (max(dpv[DP_RS_TAIL], rs - bwd_win) if g_ovl else rs)

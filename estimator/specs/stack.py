@@ -87,6 +87,9 @@ class TrainingParams(Strict):
     moe_load_cv: float = Field(ge=0, le=3)
     #: DDP bucket size in parameters: the last bucket's reduction cannot hide behind backward
     grad_bucket_params: float = Field(gt=0)
+    #: ZeRO-3 / FSDP parameter all-gather (prefetch) bucket, parameters; at least one gather
+    #: per layer whatever its size (DeepSpeed stage3_prefetch_bucket_size 5e7)
+    gather_bucket_params: float = Field(default=4.0e7, gt=0)
     #: bytes per parameter of the main-gradient buffer (fp32 accumulation = 4)
     main_grad_bytes: float = Field(ge=2, le=4)
     #: host time per operator issued (Python module code, framework dispatch, kernel launch),

@@ -1,0 +1,1 @@
+"""Calibration: fit efficiency and stack parameters to measured runs, cross-validate, bands."""
