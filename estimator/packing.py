@@ -154,10 +154,12 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
     hv[K.H_DOMAIN] = pkgs * rpp
     hv[K.H_NODE] = system.chips_per_node * rpp
     hv[K.H_KERNEL_S] = eff.kernel_overhead_us * 1e-6
+    hv[K.H_TP_OVL_EFF] = eff.tp_overlap_efficiency
     hv[K.H_ATT_FWD] = eff.attention_fwd
     hv[K.H_ATT_BWD] = eff.attention_bwd
     hv[K.H_ATT3_FWD] = eff.attention3_fwd or eff.attention_fwd
     hv[K.H_ATT3_BWD] = eff.attention3_bwd or eff.attention_bwd
+    hv[K.H_ATT_S0] = eff.attention_half_context
     hv[K.H_GEMM_D0] = eff.gemm_narrow_dim
     hv[K.H_STEP_S] = eff.step_overhead_us * 1e-6
     hv[K.H_KV_FRACTION] = eff.kv_cache_fraction

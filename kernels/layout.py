@@ -55,12 +55,12 @@ H_KERNEL_S = 16       # seconds of fixed overhead per kernel launch
 H_ATT_FWD = 17        # fraction of 16-bit peak reached by fused attention forward
 H_ATT_BWD = 18
 H_LAT_SW = 19         # seconds of software cost per collective step (NCCL / HCCL), every tier
-H_NIC_PER_NODE = 20   # unused slot (kept free)
+H_ATT_S0 = 20         # mean keys per query at which fused attention reaches half its plateau
 H_STRAGGLER_CV = 21
 H_LP_FP8 = 22         # multiplier on the GEMM efficiency curve for fp8
 H_LP_FP4 = 23
 H_MOE_TOKEN_S = 24    # serving only, being replaced: seconds per routed token copy per MoE layer
-H_SPARE_25 = 25       # unused slot (kept free)
+H_TP_OVL_EFF = 25     # share of a GEMM's time a fused / pipelined TP collective can hide behind
 H_GEMM_D0 = 26        # narrow-dimension constant: efficiency x w / (w + D0), w = min(n, k)
 H_PEAK_INT8 = 27      # OP/s, int8 matmul peak
 H_STEP_S = 28         # fixed seconds per inference engine step (scheduling, sampling, launch)

@@ -54,6 +54,10 @@ class EfficiencySpec(Strict):
     #: flash3`); unset = no such kernel on this class, the flash2 figures apply
     attention3_fwd: Optional[float] = Field(default=None, gt=0, le=1)
     attention3_bwd: Optional[float] = Field(default=None, gt=0, le=1)
+    #: the fractions above are plateaus for long sequences; at a mean context of c keys per
+    #: query the kernel reaches plateau x c / (c + attention_half_context) (fixed work per
+    #: query block: softmax rescaling, tile prologue, load imbalance of the causal mask)
+    attention_half_context: float = Field(default=300.0, ge=0)
     #: fraction of peak HBM bandwidth reached by memory-bound kernels
     hbm: float = Field(gt=0, le=1)
     #: fraction of link peak reached by collectives, per tier
@@ -67,6 +71,9 @@ class EfficiencySpec(Strict):
     #: software cost of one collective step (NCCL / HCCL protocol, kernel), microseconds; the
     #: per-step alpha of a tier is its link latency plus this
     collective_step_us: float = Field(default=0.0, ge=0)
+    #: share of a GEMM's duration that a TP collective pipelined with it (TE userbuffers,
+    #: Ascend MC2) actually hides: compute and communication contend for the same cores and HBM
+    tp_overlap_efficiency: float = Field(default=0.8, gt=0, le=1)
     #: fixed cost per kernel launch / dispatch, microseconds
     kernel_overhead_us: float = Field(ge=0)
     #: HBM per rank lost to runtime, communication buffers and fragmentation, GB
