@@ -258,7 +258,7 @@ def roadmap(
         console.print(f"  - {a}")
     ex = _exclusions(result["rows"])
     if ex:
-        console.print("left out (allowed and available, but not estimable under this frame):")
+        console.print("left out or held back (allowed and available, but not estimable, or limited by a missing fact):")
         for e in ex:
             console.print(f"  - {e}")
     for path, what in ((csv_out, "CSV"), (plot, "plot")):

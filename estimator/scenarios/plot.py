@@ -23,6 +23,8 @@ def plot_roadmap(result: dict, scenarios: list[str], title: str, path) -> None:
         for r in rows:
             ax.plot([r.year], [r.days_with_failures], "o", color=col,
                     markerfacecolor="white" if r.roadmap else col, markersize=7)
+            ax.annotate(f"{r.days_with_failures:.3g}", (r.year, r.days_with_failures), textcoords="offset points",
+                        xytext=(0, 7), ha="center", fontsize=7, color=col)
         banded = [r for r in rows if r.days_p10 is not None and r.days_p90 is not None]
         if banded:
             ax.fill_between([r.year for r in banded], [r.days_p10 for r in banded],
@@ -35,6 +37,7 @@ def plot_roadmap(result: dict, scenarios: list[str], title: str, path) -> None:
     elif par:
         ax.text(0.99, 0.97, par["text"], transform=ax.transAxes, ha="right", va="top", fontsize=9)
     ax.set_yscale("log")
+    ax.margins(y=0.12)
     from matplotlib.ticker import FuncFormatter
     fmt = FuncFormatter(lambda v, _: f"{v:g}")
     ax.yaxis.set_major_formatter(fmt)

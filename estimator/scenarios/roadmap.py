@@ -10,8 +10,10 @@ and failures from :func:`estimator.goodput.goodput`. Nothing here re-derives the
 
 The search is kept cheap: results are cached per (chip, system, count, precision) for the
 whole command (parts stay available from year to year), and a pair is skipped when even a
-perfect run on it (count x peak x 1.5 / model FLOPs per token; 1.5 is the largest
-low-precision factor the efficiency file allows) cannot beat the best pair found so far.
+perfect run on it cannot beat the best pair found so far. The bound is count x peak x the
+best GEMM efficiency the chip's class reaches (x its low-precision factor if above 1) x 2 /
+model FLOPs per token: model FLOPs count attention non-causally (PaLM convention), at most
+twice what a causal kernel executes, and every other part of a step only adds time.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ REFERENCE_SEQ_LEN = 8192
 #: 2048 x 8192 = 16.8M tokens per step, the final batch of the Llama 3 405B run
 #: (Dubey et al. 2024, sec. 3.4.1: 16M tokens per batch)
 REFERENCE_GBS = 2048
-PRUNE_MARGIN = 1.5
+#: model FLOPs per token over the FLOPs a perfect run must execute, at most (see module doc)
+PRUNE_MARGIN = 2.0
 COUNT_MULTIPLIERS = (1, 3, 5, 7)
 COUNTS_TRIED = 3
 MAX_CHIPS_DEFAULT = 200_000
@@ -295,6 +298,12 @@ def _limits(view: ScenarioView, o: Option, chip: ChipSpec, year: int, q: Query):
     return (n, name, basis, power_w[0] if power_w else None), ""
 
 
+def _best_efficiency(cat: Catalog, chip_id: str, prec: str) -> float:
+    """Largest fraction of peak a GEMM of this chip class can reach in the model."""
+    _, eff = cat.efficiency().for_chip(chip_id)
+    return max(eff.gemm.efficiency) * max(1.0, eff.low_precision_factor.get(prec, 1.0))
+
+
 def best_in_year(view: ScenarioView, year: int, q: Query, ev: Evaluator) -> YearBest:
     sid = view.scn.id
     opts, excluded, not_allowed = view.options(year, q.lag_quarters)
@@ -323,7 +332,8 @@ def best_in_year(view: ScenarioView, year: int, q: Query, ev: Evaluator) -> Year
                                    f"({o.system.chips_per_node} chips)"})
             continue
         peak = chip.peak(prec) or chip.peak("fp16") or 0.0
-        cands.append((counts[-1] * peak * 1e12 * PRUNE_MARGIN, o, chip, prec, pnotes, counts, limit, binding, basis))
+        bound = counts[-1] * peak * 1e12 * PRUNE_MARGIN * _best_efficiency(ev.cat, chip.id, prec)
+        cands.append((bound, o, chip, prec, pnotes, counts, limit, binding, basis))
     cands.sort(key=lambda c: (-c[0], c[1].chip.id, c[1].system.id))
     best = None
     mft = None
@@ -339,13 +349,13 @@ def best_in_year(view: ScenarioView, year: int, q: Query, ev: Evaluator) -> Year
             continue
         out.evaluated += 1
         dom = o.system.scale_up.domain_chips
-        if o.system.scale_out.nic_gbit_per_s_per_chip.value is None and counts[-1] > dom:
-            fit = [(n, e) for n, e in evals if e.fits]
-            top = max(fit, key=lambda t: t[1].tokens_per_s) if fit else None
+        fit = [(n, e) for n, e in evals if e.fits]
+        if o.system.scale_out.nic_gbit_per_s_per_chip.value is None and counts[-1] > dom and fit:
+            top = max(fit, key=lambda t: t[1].tokens_per_s)
             handicapped.append((chip.id, o.system.id,
                                 f"scale-out bandwidth unknown (null): no data crosses its {dom:,}-chip scale-up "
-                                "domains, so a larger cluster gains little"
-                                + (f" (best {top[1].tokens_per_s:,.0f} tokens/s at {top[0]:,} chips)" if top else "")))
+                                f"domains, so a larger cluster gains little (best {top[1].tokens_per_s:,.0f} "
+                                f"tokens/s at {top[0]:,} chips)"))
         for n, e in evals:
             if not e.fits:
                 continue
