@@ -353,3 +353,30 @@ def test_reference_run_6nd(cat):
     assert 6 * ref["params"] * ref["tokens"] == pytest.approx(1e26)
     with pytest.raises(InputError):
         R.reference_run(float("nan"), cat)
+
+
+@pytest.mark.parametrize("bad,field", [
+    ({"year": 2024, "quarter": 5, "basis": "shipment", "source": "s", "confidence": "reported"}, "available.quarter"),
+    ({"year": "2024", "basis": "shipment", "source": "s", "confidence": "reported"}, "available.year"),
+    ({"year": 2024, "basis": "rumour", "source": "s", "confidence": "reported"}, "available.basis"),
+    ({"year": 2024, "basis": "shipment", "source": " ", "confidence": "reported"}, "available.source"),
+    ({"year": 2024, "basis": "shipment", "source": "s", "confidence": "guess"}, "available.confidence"),
+])
+def test_bad_availability_is_one_line(cat, bad, field):
+    from estimator.specs import ChipSpec
+    from estimator.yamlio import validate_mapping
+
+    d = cat.chip("h20").model_dump(mode="json", exclude_none=True)
+    d["available"] = bad
+    with pytest.raises(SpecError) as ei:
+        validate_mapping(ChipSpec, d, "my-chip.yaml")
+    assert f"my-chip.yaml: {field}" in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_every_catalog_part_has_a_sourced_availability(cat):
+    for kind in ("chip", "system"):
+        for x in cat.all(kind):
+            assert x.available is not None, x.id
+            assert x.available.source.strip()
+            if x.status == "roadmap" and x.available.basis == "announcement":
+                assert x.available.confidence == "roadmap", x.id
