@@ -5,9 +5,9 @@ from pydantic import BaseModel
 
 from estimator.catalog import Catalog
 from estimator.specs import ChipSpec, ModelSpec, SystemSpec
-from estimator.specs.common import Sourced
+from estimator.specs.common import Availability, Sourced
 
-_CONF_RANK = {"official": 0, "reported": 1, "estimated": 2, None: 3}
+_CONF_RANK = {"official": 0, "reported": 1, "estimated": 2, "roadmap": 3, None: 4}
 
 
 def _v(s: Sourced | None):
@@ -52,6 +52,9 @@ def sourced_rows(spec: BaseModel, prefix: str = "") -> list[dict]:
             if hasattr(value, "direction"):
                 row["direction"] = value.direction
             rows.append(row)
+        elif isinstance(value, Availability):
+            rows.append({"field": path, "value": value.label(), "confidence": value.confidence,
+                         "source": value.source, "note": value.note})
         elif isinstance(value, BaseModel):
             rows.extend(sourced_rows(value, path + "."))
         elif isinstance(value, list) and value and isinstance(value[0], BaseModel):

@@ -51,7 +51,7 @@ def test_every_known_number_has_source_and_confidence(cat):
     for c in cat.all("chip"):
         for r in sourced_rows(c):
             if r["source"] is not None and r["value"] is not None:
-                assert r["confidence"] in ("official", "reported", "estimated"), (c.id, r["field"])
+                assert r["confidence"] in ("official", "reported", "estimated", "roadmap"), (c.id, r["field"])
                 assert r["source"].strip()
 
 

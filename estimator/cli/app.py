@@ -47,9 +47,13 @@ CHIP_COLUMNS = [("id", "id"), ("vendor", "vendor"), ("year", "year"), ("bf16_tfl
 @app.command()
 def chips(vendor: Optional[str] = typer.Option(None, "--vendor", help="Filter by vendor (substring)."),
           sort: str = typer.Option("id", "--sort", help="Sort by a column key, e.g. bf16_tflops, hbm_gb."),
+          export: bool = typer.Option(False, "--export", help="Show TPP, performance density and the ECCN 3A090 class."),
           spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt):
     """List accelerators with their key numbers."""
     cat = _cat(spec_dir)
+    if export:
+        from estimator.cli.export_view import show_chips_export
+        return show_chips_export([c for c in cat.all("chip") if not vendor or vendor.lower() in c.vendor.lower()], as_json)
     rows = [chip_summary(c, cat) for c in cat.all("chip")]
     if vendor:
         rows = [r for r in rows if vendor.lower() in r["vendor"].lower()]
@@ -67,6 +71,8 @@ def chips(vendor: Optional[str] = typer.Option(None, "--vendor", help="Filter by
 def chip(chip_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optional[list[Path]] = SpecDirOpt,
          as_json: bool = JsonOpt):
     """Every field of one chip with its source and confidence."""
+    from estimator.cli.export_view import chip_export, print_chip_export
+
     cat = _cat(spec_dir)
     c = cat.chip(chip_id)
     rows = sourced_rows(c)
@@ -75,13 +81,15 @@ def chip(chip_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optional[li
     effd = {"class": cls, "basis": eff.classes[cls].basis, "fitted": eff.classes[cls].fitted,
             "parameters": params.model_dump()}
     if as_json:
-        emit_json({"id": c.id, "summary": chip_summary(c, cat), "fields": rows, "efficiency": effd})
+        emit_json({"id": c.id, "summary": chip_summary(c, cat), "fields": rows, "efficiency": effd,
+                   "export_control": chip_export(c)})
     else:
         _fields_table(f"{c.name} ({c.id})", rows)
         console.print(f"efficiency class '{cls}' (hwspecs/efficiency.yaml; not datasheet facts): "
                       f"{' '.join(effd['basis'].split())}")
         if effd["fitted"]:
             console.print(f"fitted to public runs: {', '.join(effd['fitted'])}")
+        print_chip_export(c)
 
 
 @app.command()
@@ -136,12 +144,20 @@ def model(model_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optional[
 
 
 @app.command()
-def check(files: list[Path] = typer.Argument(..., metavar="FILE..."), as_json: bool = JsonOpt):
-    """Validate user spec files (chip, system, model). Exit 0 if all are valid, else 2."""
+def check(files: list[Path] = typer.Argument(..., metavar="FILE..."),
+          spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt):
+    """Validate user spec files (chip, system, model, scenario). Exit 0 if all are valid, else 2."""
+    from estimator.scenarios.loader import looks_like_scenario, validate_scenario_mapping
+
     results = []
     for f in files:
         try:
             data = read_yaml_mapping(f)
+            if looks_like_scenario(data):
+                kind = "scenario"
+                validate_scenario_mapping(data, str(f), _cat(spec_dir))
+                results.append({"file": str(f), "kind": kind, "ok": True, "error": None})
+                continue
             if "peak_tflops" in data:
                 kind, cls = "chip", ChipSpec
             elif "scale_up" in data and "chip" in data:
@@ -149,7 +165,7 @@ def check(files: list[Path] = typer.Argument(..., metavar="FILE..."), as_json: b
             elif "layers" in data:
                 kind, cls = "model", ModelSpec
             else:
-                raise SpecError(str(f), None, "cannot tell the spec kind (expected a chip, system or model spec)")
+                raise SpecError(str(f), None, "cannot tell the spec kind (expected a chip, system, model or scenario spec)")
             load_spec(cls, f)
             results.append({"file": str(f), "kind": kind, "ok": True, "error": None})
         except SpecError as e:
@@ -167,7 +183,7 @@ def check(files: list[Path] = typer.Argument(..., metavar="FILE..."), as_json: b
         raise typer.Exit(2)
 
 
-from estimator.cli import infer_cmd, size_cmd, train_cmd  # noqa: E402,F401  (register their commands)
+from estimator.cli import infer_cmd, roadmap_cmd, size_cmd, train_cmd  # noqa: E402,F401  (register their commands)
 
 
 def main() -> None:

@@ -53,6 +53,8 @@ class ScaleOut(Strict):
 class ChipSpec(CatalogEntry):
     process: Optional[str] = None
     dies_per_package: int = Field(default=1, ge=1)
+    #: area of one (compute) die, mm^2; the export-control density uses it x dies_per_package
+    die_area_mm2: Optional[Sourced] = None
     #: processes (ranks) the framework runs per package; 2 for Ascend 910C (one per die)
     ranks_per_package: int = Field(default=1, ge=1)
     die_to_die_gb_per_s: Optional[SourcedLink] = None

@@ -6,7 +6,10 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Confidence = Literal["official", "reported", "estimated"]
+#: official: vendor document or vendor-authored paper; reported: reputable media, analysts or
+#: benchmark repositories citing the vendor; estimated: derived (the note says how); roadmap:
+#: a vendor's announced target for a part not yet shipping
+Confidence = Literal["official", "reported", "estimated", "roadmap"]
 
 #: ids and aliases: lower-case letters, digits, '.', '-' (what users type on the command line)
 ID_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
@@ -63,7 +66,7 @@ class Sourced(Strict):
     @model_validator(mode="after")
     def _confidence_or_note(self):
         if self.value is not None and self.confidence is None:
-            raise ValueError("a known value needs a confidence (official / reported / estimated)")
+            raise ValueError("a known value needs a confidence (official / reported / estimated / roadmap)")
         if self.value is None and not self.note:
             raise ValueError("an unknown (null) value needs a note saying why")
         return self
@@ -88,6 +91,37 @@ def check_aliases(v: list[str]) -> list[str]:
     return v
 
 
+class Availability(Strict):
+    """When a part can be had: the year (and quarter, when known) of volume shipment, or for a
+    part not yet shipping the year and quarter its vendor announced."""
+
+    year: int = Field(ge=1990, le=2100)
+    #: 1-4; null when the source gives only the year (or a half: say so in the note)
+    quarter: Optional[int] = Field(default=None, ge=1, le=4)
+    basis: Literal["shipment", "announcement"]
+    source: str
+    confidence: Confidence
+    note: Optional[str] = None
+
+    @field_validator("year", "quarter", mode="before")
+    @classmethod
+    def _int_only(cls, v):
+        if isinstance(v, (bool, str, float)):
+            raise ValueError("must be a whole number")
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _source_nonempty(cls, v: str):
+        if not v.strip():
+            raise ValueError("source must not be empty")
+        return v
+
+    def label(self) -> str:
+        q = f" Q{self.quarter}" if self.quarter else ""
+        return f"{self.year}{q} ({self.basis})"
+
+
 class CatalogEntry(Strict):
     """What every hardware catalog entry (chip, system) starts with."""
 
@@ -97,6 +131,8 @@ class CatalogEntry(Strict):
     aliases: list[str] = Field(default_factory=list)
     status: Literal["shipping", "roadmap"] = "shipping"
     year: Optional[int] = None
+    #: when the part can be had (volume shipment, or the announced date of a roadmap part)
+    available: Optional[Availability] = None
 
     @field_validator("aliases")
     @classmethod
