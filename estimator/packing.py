@@ -161,6 +161,8 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
     hv[K.H_ATT3_BWD] = eff.attention3_bwd or eff.attention_bwd
     hv[K.H_ATT_S0] = eff.attention_half_context
     hv[K.H_GEMM_D0] = eff.gemm_narrow_dim
+    hv[K.H_GG_D0] = eff.grouped_gemm_narrow_dim
+    hv[K.H_GG_FACTOR] = eff.grouped_gemm_factor
     hv[K.H_STEP_S] = eff.step_overhead_us * 1e-6
     hv[K.H_KV_FRACTION] = eff.kv_cache_fraction
     hv[K.H_STRAGGLER_CV] = eff.straggler_cv
@@ -205,4 +207,5 @@ def pack_stack(stack: StackSpec) -> np.ndarray:
     sv[K.S_HOST_OP] = pr.host_op_us * 1e-6
     sv[K.S_GRAPHS] = GRAPH_CODES[f.cuda_graphs]
     sv[K.S_SEL_ACT] = float(f.selective_recompute_activation)
+    sv[K.S_CP_ALLGATHER] = float(f.cp_algorithm == "allgather")
     return sv

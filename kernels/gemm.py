@@ -61,12 +61,14 @@ def gemm_time(hv, m, n, k, count, peak, lp, in_bytes):
 def grouped_gemm(hv, m, n, k, count, peak, lp, in_b, grouped):
     """``count`` expert GEMMs [m,k] x [k,n] (m = tokens per expert). Each runs at the efficiency
     of its own size on the curve (tile and wave quantisation at small m are not recovered by
-    grouping); a grouped-GEMM kernel launches once, a per-expert loop launches ``count`` times."""
+    grouping), scaled for thin expert matrices and by the class's grouped-GEMM factor; a
+    grouped-GEMM kernel launches once, a per-expert loop launches ``count`` times."""
     if m <= 0.0 or count <= 0.0:
         return 0.0
     flops = 2.0 * m * n * k
     w = min(n, k)
-    eff = gemm_efficiency(hv, flops * 1e-9) * lp * w / (w + hv[K.H_GEMM_D0])
+    eff = (gemm_efficiency(hv, flops * 1e-9) * lp * w / (w + hv[K.H_GEMM_D0] + hv[K.H_GG_D0])
+           * hv[K.H_GG_FACTOR])
     nbytes = m * k * in_b + k * n * in_b + m * n * BF16_BYTES
     one = max(flops / (peak * eff), nbytes / hv[K.H_HBM_BW])
     launches = 1.0 if grouped else count

@@ -74,6 +74,8 @@ H_TORUS_DIMS = 34     # dimensions of a torus domain (TPU)
 H_ATT3_FWD = 35       # fraction of 16-bit peak reached by FlashAttention-3 / cuDNN class kernels
 H_ATT3_BWD = 36
 H_LP_INT8 = 37        # multiplier on the GEMM efficiency curve for int8
+H_GG_D0 = 38          # grouped (expert) GEMMs: narrow-dimension constant, x w / (w + D0)
+H_GG_FACTOR = 39      # grouped (expert) GEMMs: multiplier on the GEMM curve
 # 48-63: serving-side hardware terms
 H_CURVE_X = 64        # log10(GFLOP) breakpoints, H_CURVE_MAX entries
 H_CURVE_MAX = 8
@@ -99,7 +101,8 @@ S_HOST_OP = 13        # host (Python + framework + launch) seconds per operator 
 S_GRAPHS = 14         # GRAPHS_* code: which parts run as captured CUDA graphs
 S_SEL_ACT = 15        # selective recompute also recomputes the MLP activation function
 S_GATHER_BUCKET = 16  # ZeRO-3 / FSDP parameter all-gather bucket, parameters
-S_SIZE = 17
+S_CP_ALLGATHER = 17   # context parallelism all-gathers K,V up front (exposed) instead of a ring
+S_SIZE = 18
 
 GRAPHS_NONE = 0
 GRAPHS_DENSE = 1      # attention and dense blocks captured (MoE dispatch stays eager)

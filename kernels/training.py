@@ -53,7 +53,13 @@ L_CP_F = 5      # CP ring communication left exposed, forward
 L_CP_B = 6
 L_EP_F = 7      # MoE all-to-all (dispatch + combine) time, forward (exposure decided per plan)
 L_EP_B = 8
-L_SIZE = 9
+L_HOST = 9      # host time to issue the layer's forward operators (backward issues twice as many)
+L_SYNC = 10     # host time exposed after the MoE dispatcher's device-to-host sync
+L_SIZE = 11
+#: operators the host issues per pipeline chunk and micro-batch, each direction (send, receive,
+#: wait, output deallocation and the schedule's own bookkeeping); a chunk of one layer pays them
+#: for every layer
+PIPE_CHUNK_OPS = 12.0
 # ---- head block -------------------------------------------------------------------------
 HD_LOGITS = 0   # output-layer GEMM forward
 HD_CE = 1       # softmax cross-entropy forward
@@ -356,21 +362,24 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
     cp_b = 0.0
     if cp > 1.0:
         kv_bytes = T * kv_heads_cp / tp * (dqk + dv) * BF16_BYTES
-        hop_f = p2p(hv, kv_bytes, tp * cp)
-        hop_b = p2p(hv, 2.0 * kv_bytes, tp * cp)
-        cp_f = (cp - 1.0) * max(0.0, hop_f - core_f / cp)
-        cp_b = (cp - 1.0) * max(0.0, hop_b - core_b / cp)
+        if sv[K.S_CP_ALLGATHER] > 0.5:
+            # all-gather K,V of the whole sequence before attention, reduce-scatter dK,dV after
+            # the backward: on the critical path (Llama 3 paper sec. 3.3.2)
+            cp_f = rs_or_ag(hv, cp * kv_bytes, cp, tp, cp, 1.0, 1.0)
+            cp_b = rs_or_ag(hv, cp * kv_bytes, cp, tp, cp, 1.0, 1.0)
+        else:
+            hop_f = p2p(hv, kv_bytes, tp * cp)
+            hop_b = p2p(hv, 2.0 * kv_bytes, tp * cp)
+            cp_f = (cp - 1.0) * max(0.0, hop_f - core_f / cp)
+            cp_b = (cp - 1.0) * max(0.0, hop_b - core_b / cp)
     out[L_CP_F] = cp_f
     out[L_CP_B] = cp_b
     out[L_EP_F] = ep_f
     out[L_EP_B] = ep_b
-    # the host issues the layer's operators while the device runs earlier ones: a small layer
-    # on a fast chip waits for the host, so the layer lasts max(device time with its exposed
-    # communication, host time). The MoE dispatcher reads the token counts per expert back to
-    # the host (a device-to-host sync that drains the queue), so the operators issued between
-    # that sync and the next device work are exposed in full.
-    out[L_FWD] = gpu_f + max(0.0, host_f - (gpu_f + tp_f + cp_f)) + host_sync * sv[K.S_HOST_OP]
-    out[L_BWD] = gpu_b + max(0.0, 2.0 * host_f - (gpu_b + tp_b + cp_b))
+    out[L_FWD] = gpu_f
+    out[L_BWD] = gpu_b
+    out[L_HOST] = host_f
+    out[L_SYNC] = host_sync * sv[K.S_HOST_OP]
 
 
 @njit(cache=True, error_model="numpy")
@@ -560,6 +569,12 @@ def activation_costs(out, mv, sv, tp, cp, ep, seq, mbs, prec):
 
 
 @njit(cache=True, error_model="numpy")
+def _host_bound(device, comm, host):
+    """Device time of a layer, stretched when the host takes longer to issue it."""
+    return device + max(0.0, host - (device + comm))
+
+
+@njit(cache=True, error_model="numpy")
 def _dp_exposed(sv, zero, m, dpv, fwd_win, bwd_win):
     """Data-parallel communication left on the critical path, per ZeRO stage and overlap flags.
 
@@ -610,8 +625,18 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
     nd = dpv[DP_ND]
     nm = dpv[DP_NM]
 
-    fwd = nd * ld[L_FWD] + nm * lm[L_FWD] + hd[HD_LOGITS] + hd[HD_CE]
-    bwd = nd * ld[L_BWD] + nm * lm[L_BWD] + 2.0 * hd[HD_LOGITS] + hd[HD_CE]
+    # the host issues each layer's operators while the device runs earlier ones: a small layer
+    # on a fast chip waits for the host, so a layer lasts max(device time with its exposed
+    # communication, host time); pipeline chunks add their own operators per micro-batch. The
+    # MoE dispatcher reads the token counts per expert back to the host (a device-to-host sync
+    # that drains the queue), so the operators issued after it are exposed in full.
+    chunk = PIPE_CHUNK_OPS * sv[K.S_HOST_OP] * vpp / (nd + nm) if pp > 1.0 else 0.0
+    fd = _host_bound(ld[L_FWD], ld[L_TP_F] + ld[L_CP_F], ld[L_HOST] + chunk) + ld[L_SYNC]
+    bd = _host_bound(ld[L_BWD], ld[L_TP_B] + ld[L_CP_B], 2.0 * (ld[L_HOST] + chunk))
+    fm = _host_bound(lm[L_FWD], lm[L_TP_F] + lm[L_CP_F], lm[L_HOST] + chunk) + lm[L_SYNC]
+    bm = _host_bound(lm[L_BWD], lm[L_TP_B] + lm[L_CP_B], 2.0 * (lm[L_HOST] + chunk))
+    fwd = nd * fd + nm * fm + hd[HD_LOGITS] + hd[HD_CE]
+    bwd = nd * bd + nm * bm + 2.0 * hd[HD_LOGITS] + hd[HD_CE]
     tp_f = nd * ld[L_TP_F] + nm * lm[L_TP_F]
     tp_b = nd * ld[L_TP_B] + nm * lm[L_TP_B]
     cp_f = nd * ld[L_CP_F] + nm * lm[L_CP_F]
@@ -620,7 +645,7 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
     # of the same layer (Megatron-Core EP overlap / DualPipe-style pairing), keeping the excess
     a2a = nm * (lm[L_EP_F] + lm[L_EP_B])
     if p[K.P_EPO] == 1:
-        busy = lm[L_FWD] + lm[L_BWD] + lm[L_TP_F] + lm[L_TP_B] + lm[L_CP_F] + lm[L_CP_B]
+        busy = fm + bm + lm[L_TP_F] + lm[L_TP_B] + lm[L_CP_F] + lm[L_CP_B]
         ep_all = nm * max(0.0, lm[L_EP_F] + lm[L_EP_B] - busy)
     else:
         ep_all = a2a
@@ -634,7 +659,7 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
         per_rank = nd + nm
         quarters = float(p[K.P_RC_Q]) if p[K.P_RC_Q] > 0 else 4.0
         q = min(per_rank, math.ceil(quarters * per_rank / 4.0)) / per_rank
-        rec = q * (nd * ld[L_FWD] + nm * lm[L_FWD])
+        rec = q * (nd * fd + nm * fm)
         rec_comm = q * (tp_f + cp_f + ep_f)
     elif rc == K.RC_SELECTIVE:
         rec = nd * ld[L_CORE] + nm * lm[L_CORE]

@@ -183,7 +183,7 @@ def check(files: list[Path] = typer.Argument(..., metavar="FILE..."),
         raise typer.Exit(2)
 
 
-from estimator.cli import infer_cmd, roadmap_cmd, size_cmd, train_cmd  # noqa: E402,F401  (register their commands)
+from estimator.cli import calibrate_cmd, infer_cmd, roadmap_cmd, size_cmd, train_cmd  # noqa: E402,F401  (register their commands)
 
 
 def main() -> None:

@@ -107,23 +107,35 @@ def train(
 
 @app.command()
 def validate(data: Path = typer.Option(..., "--data", help="Validation CSV (training or inference schema)."),
+             cv: Optional[str] = typer.Option(None, "--cv", help="Cross-validate: refit the parameters "
+                                              "without each group (source | chip | row) and predict it."),
              spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt):
     """Predicted vs measured for every row of a published-measurements CSV."""
-    from estimator.validate import validate_file
+    from estimator.validate import cross_validate_file, validate_file
 
-    rep = validate_file(data, catalog=_cat(spec_dir))
+    if cv is not None:
+        rep = cross_validate_file(data, catalog=_cat(spec_dir), by=cv)
+    else:
+        rep = validate_file(data, catalog=_cat(spec_dir))
     if as_json:
         emit_json(rep)
         return
     table(f"{data}", [("id", "id"), ("chip", "chip"), ("predicted", "predicted"), ("measured", "measured"),
                       ("ape_pct", "APE %")],
-          [{**r, "ape_pct": 100 * r["ape"]} for r in rep["rows"]])
+          [{**r, "ape_pct": None if r["ape"] is None else 100 * r["ape"]} for r in rep["rows"]])
     for s in rep["skipped"]:
         console.print(f"skipped {s['id']}: {s['reason']}")
     sm = rep["summary"]
     pct = lambda v: None if v is None else 100 * v  # noqa: E731
-    kv("summary (APE %)", [("rows", sm["count"]), ("median", pct(sm["median_ape"])), ("mean", pct(sm["mean_ape"])),
-                           ("p90", pct(sm["p90_ape"])), ("max", pct(sm["max_ape"])), ("skipped", sm["skipped"])])
+    title = f"summary (APE %, cross-validated by {cv})" if cv else "summary (APE %, in-sample)"
+    kv(title, [("rows", sm["count"]), ("median", pct(sm["median_ape"])), ("mean", pct(sm["mean_ape"])),
+               ("p90", pct(sm["p90_ape"])), ("max", pct(sm["max_ape"])), ("skipped", sm["skipped"])])
+    if cv and "in_sample_summary" in rep:
+        ins = rep["in_sample_summary"]
+        kv("in-sample, for comparison (APE %)", [("median", pct(ins["median_ape"])), ("p90", pct(ins["p90_ape"])),
+                                                 ("max", pct(ins["max_ape"]))])
+    if rep.get("cv_note"):
+        console.print(f"note: {rep['cv_note']}")
     for title, key in (("by source", "by_source"), ("by chip", "by_chip")):
         table(title, [("id", "group"), ("count", "rows"), ("median", "median %"), ("p90", "p90 %"), ("max", "max %")],
               [{"id": k, "count": v["count"], "median": pct(v["median_ape"]), "p90": pct(v["p90_ape"]),

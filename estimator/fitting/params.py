@@ -12,6 +12,7 @@ parameter   acts on                                                 prior sd bou
 gemm        every point of the GEMM efficiency curve (x scale)      0.15     0.4 - 1.3
 attention   flash-attention fractions, fwd and bwd (x scale)        0.30     0.3 - 2.0
 fp8 / fp4   the low-precision factor on the GEMM curve              0.20     0.3 - 1.2
+grouped     the factor on grouped (MoE expert) GEMMs                0.30     0.2 - 1.5
 host_op_us  host time per operator, microseconds                    0.80     1 - 300
 moe_load_cv tokens-per-expert coefficient of variation              0.50     0.02 - 2
 =========== ====================================================== ======== ================
@@ -33,6 +34,7 @@ CLASS_PARAMS = {
     "attention": (0.30, 0.3, 2.0, "scale on the flash-attention fractions"),
     "fp8": (0.20, 0.3, 1.2, "fp8 factor on the GEMM curve"),
     "fp4": (0.20, 0.2, 1.2, "fp4 factor on the GEMM curve"),
+    "grouped": (0.30, 0.2, 1.5, "factor on grouped (expert) GEMMs"),
 }
 STACK_PARAMS = {
     "host_op_us": (0.80, 1.0, 300.0, "host time per operator, us"),
@@ -62,6 +64,8 @@ def class_prior(eff_spec_values: dict, name: str) -> float:
     """Prior value of a class parameter: scales start at 1, factors at the class's value."""
     if name in ("gemm", "attention"):
         return 1.0
+    if name == "grouped":
+        return float(eff_spec_values.get("grouped_gemm_factor", 1.0))
     return float(eff_spec_values.get("low_precision_factor", {}).get(name, 1.0))
 
 
@@ -93,6 +97,8 @@ def apply_class(hv: np.ndarray, base_hv: np.ndarray, name: str, value: float) ->
         hv[K.H_LP_FP8] = value
     elif name == "fp4":
         hv[K.H_LP_FP4] = value
+    elif name == "grouped":
+        hv[K.H_GG_FACTOR] = value
     else:  # pragma: no cover - guarded by the spec validator
         raise KeyError(name)
 

@@ -51,6 +51,9 @@ def _class_update(c: dict, name: str, value: float) -> None:
         for f in ("attention_fwd", "attention_bwd", "attention3_fwd", "attention3_bwd"):
             if prior.get(f) is not None:
                 c[f] = round(min(MAX_EFF, prior[f] * value), 4)
+    elif name == "grouped":
+        prior.setdefault("grouped_gemm_factor", c.get("grouped_gemm_factor", 1.0))
+        c["grouped_gemm_factor"] = round(value, 4)
     else:
         lp = dict(c.get("low_precision_factor") or {})
         lp[name] = round(value, 4)

@@ -43,6 +43,10 @@ class EfficiencySpec(Strict):
     #: smaller weight dimension (n or k) of the per-rank GEMM: tile prologue/epilogue and
     #: operand reuse cost more when a weight matrix is thin (TP-split, fine-grained experts)
     gemm_narrow_dim: float = Field(ge=0)
+    #: grouped (MoE expert) GEMMs: efficiency x w / (w + grouped_gemm_narrow_dim), w the smaller
+    #: weight dimension of one expert (fine-grained experts are thin), times grouped_gemm_factor
+    grouped_gemm_narrow_dim: float = Field(default=0.0, ge=0)
+    grouped_gemm_factor: float = Field(default=1.0, gt=0, le=1.5)
     #: multiplier on the GEMM curve for lower precisions (fp8/int8/fp4 kernels reach a smaller
     #: fraction of their higher peak)
     low_precision_factor: dict[str, float] = Field(default_factory=dict)
@@ -102,14 +106,15 @@ class EfficiencySpec(Strict):
 
 
 #: parameters of a class the calibration program can fit (estimator/fitting/params.py)
-FITTABLE = ("gemm", "attention", "fp8", "fp4")
+FITTABLE = ("gemm", "attention", "fp8", "fp4", "grouped")
 
 
 class EfficiencyClass(EfficiencySpec):
     #: where these numbers come from (papers, microbenchmarks, fitted rows)
     basis: str
     #: parameters the calibration program fits (gemm: a scale on the GEMM curve; attention: a
-    #: scale on the attention fractions; fp8 / fp4: the low-precision factors)
+    #: scale on the attention fractions; fp8 / fp4: the low-precision factors; grouped: the
+    #: grouped-GEMM factor)
     fitted: list[str] = Field(default_factory=list)
     #: the micro-benchmark values the fit starts from and is pulled towards (written by
     #: `suanli calibrate`; absent = the values above are the micro-benchmark values)

@@ -47,6 +47,9 @@ class TrainingFeatures(Strict):
     tp_comm_overlap: bool
     #: pipeline send/recv overlapped with compute
     p2p_comm_overlap: bool
+    #: context parallelism: ring (K,V passed hop by hop behind the attention of the chunk in
+    #: hand) or allgather (K,V all-gathered before attention, exposed; Llama 3 paper sec. 3.3.2)
+    cp_algorithm: Literal["ring", "allgather"] = "ring"
     #: MoE all-to-all of one micro-batch overlapped with another micro-batch's compute
     ep_comm_overlap: bool
     #: alltoall (every routed copy travels) or deepep (one copy per remote node, forwarded
