@@ -84,6 +84,7 @@ class Catalog:
         self._layers: dict[str, list[_Index]] = {}
         self._eff: EfficiencyFile | None = None
         self._stacks: StackFile | None = None
+        self._bands = None
 
     # -- loading -----------------------------------------------------------------------
     def _indexes(self, kind: str) -> list[_Index]:
@@ -171,6 +172,16 @@ class Catalog:
         if self._stacks is None:
             self._stacks = load_spec(StackFile, self.spec_file("stacks.yaml"))
         return self._stacks
+
+    def uncertainty(self):
+        """Residual quantiles behind the p10-p90 bands (uncertainty.yaml, written by
+        `suanli calibrate`); an empty table (wide default bands) when there is none."""
+        if self._bands is None:
+            from estimator.fitting.bands import BandTable
+
+            path = self.spec_file("uncertainty.yaml")
+            self._bands = BandTable.load(path) if path.is_file() else BandTable({})
+        return self._bands
 
     def stack(self, name: str | None, eff_class: str) -> tuple[str, StackSpec]:
         """(id, spec) of a training stack by id or alias; None = the default for the class."""

@@ -70,6 +70,18 @@ class TrainingResult:
     search: dict = field(default_factory=dict)
     efficiency_class: str = ""
     stack: str = ""
+    # p10 / p90 beside the value (estimator/fitting/bands.py); None before a band is attached
+    tokens_per_s_p10: float | None = None
+    tokens_per_s_p90: float | None = None
+    tokens_per_s_per_chip_p10: float | None = None
+    tokens_per_s_per_chip_p90: float | None = None
+    step_time_s_p10: float | None = None
+    step_time_s_p90: float | None = None
+    mfu_p10: float | None = None
+    mfu_p90: float | None = None
+    days_to_train_p10: float | None = None
+    days_to_train_p90: float | None = None
+    band: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:

@@ -202,10 +202,13 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
     only picks what that stack can run.
     """
     _positive("tokens", tokens)
-    m, c, s, cls, hv, sid, plans, oc = _run_search(
+    cat = catalog or default_catalog()
+    ps = prepare_search(
         model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system, tp=tp, pp=pp, dp=dp,
         cp=cp, ep=ep, vpp=vpp, mbs=mbs, recompute=recompute, zero=zero, precision=precision,
-        catalog=catalog, overrides=overrides, stack=stack, ep_overlap=ep_overlap)
+        catalog=cat, overrides=overrides, stack=stack, ep_overlap=ep_overlap)
+    m, c, s, cls, hv, sid, plans = ps.model, ps.chip, ps.system, ps.eff_class, ps.hv, ps.stack, ps.plans
+    oc = evaluate_plans(ps.mv, ps.hv, ps.sv, ps.plans)
     order = oc.ranking()
     if len(order) == 0:
         if require_fit:
@@ -221,12 +224,47 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
     if s.chip != c.id and s.chip not in c.aliases:
         res.notes.append(f"what-if: system {s.id} normally holds {s.chip}, here filled with {c.id}")
     res.search = oc.counts()
+    if res.tokens_per_s > 0:
+        attach_band(res, ps, plans[best], cat, overrides)
     if top > 1:
         res.search["top"] = [
             {"plan": plan_dict(plans[i]), "tokens_per_s": float(oc.out[i, K.O_TOKENS_PER_S]),
              "memory_gb_per_chip": float(oc.out[i, K.O_MEM_TOTAL]) * c.ranks_per_package / GIB}
             for i in order[:top]]
     return res
+
+
+def attach_band(res: TrainingResult, ps: PreparedSearch, plan: np.ndarray, cat: Catalog,
+                overrides: dict | None) -> None:
+    """p10 / p90 beside every throughput figure of ``res`` (estimator/fitting/bands.py): the
+    class's cross-validated residual spread combined with the chosen plan re-evaluated at the
+    low and high ends of the spec figures' ranges."""
+    from estimator.fitting.bands import combine, spec_overrides, spec_spread
+
+    spread = spec_spread(ps.chip, ps.system)
+    eff = cat.efficiency().for_chip(ps.chip.id)[1]
+    ends = []
+    for side in (-1, 1):
+        hv2 = pack_hardware(ps.chip, ps.system, eff, spec_overrides(spread, side, overrides))
+        out, st = new_outputs(1)
+        evaluate_training_parallel(ps.mv, hv2, ps.sv, plan.reshape(1, -1), out, st)
+        ends.append(float(out[0, K.O_TOKENS_PER_S]))
+    kind = "training-moe" if ps.model.moe is not None else "training"
+    mb = cat.uncertainty().model_band(kind, ps.eff_class)
+    lo, hi = combine(res.tokens_per_s, mb, ends[0], ends[1])
+    f_lo, f_hi = lo / res.tokens_per_s, hi / res.tokens_per_s
+    res.tokens_per_s_p10, res.tokens_per_s_p90 = lo, hi
+    res.tokens_per_s_per_chip_p10 = res.tokens_per_s_per_chip * f_lo
+    res.tokens_per_s_per_chip_p90 = res.tokens_per_s_per_chip * f_hi
+    res.mfu_p10, res.mfu_p90 = res.mfu * f_lo, res.mfu * f_hi
+    res.step_time_s_p10, res.step_time_s_p90 = res.step_time_s / f_hi, res.step_time_s / f_lo
+    if res.days_to_train is not None:
+        res.days_to_train_p10, res.days_to_train_p90 = res.days_to_train / f_hi, res.days_to_train / f_lo
+    res.band = {"calibrated": mb.calibrated, "model_error": mb.basis,
+                "model_q10_q90_log": [mb.q10, mb.q90], "spec_spread": spread,
+                "spec_ends_tokens_per_s": ends}
+    if not mb.calibrated:
+        res.notes.append(f"{ps.eff_class}: uncalibrated class (no measured runs): wide band")
 
 
 def search_plans(model, chip, *, chips: int, gbs: int, seq_len: int, system=None,

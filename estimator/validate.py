@@ -34,6 +34,8 @@ class RowResult:
     measured: float
     ape: float
     plan: dict = field(default_factory=dict)
+    p10: float | None = None
+    p90: float | None = None
 
 
 @dataclass
@@ -122,13 +124,21 @@ def training_metric(res, metric: str) -> float:
             "mfu": res.mfu}[metric]
 
 
+def training_band(res, metric: str) -> tuple[float | None, float | None]:
+    return {"tokens_per_s_per_chip": (res.tokens_per_s_per_chip_p10, res.tokens_per_s_per_chip_p90),
+            "step_time_s": (res.step_time_s_p10, res.step_time_s_p90),
+            "mfu": (res.mfu_p10, res.mfu_p90)}[metric]
+
+
 def _train_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
     kw, metric, measured = train_row_request(r, rowno, base)
     res = estimate_training(kw.pop("model"), kw.pop("chip"), catalog=cat, **kw)
     pred = training_metric(res, metric)
+    p10, p90 = training_band(res, metric)
     return RowResult(id=r["id"], row=rowno, source=(r.get("source") or "").strip(), chip=res.chip,
                      model=res.model, metric=metric, predicted=pred, measured=measured,
-                     ape=abs(pred - measured) / measured, plan={**res.plan, "stack": res.stack})
+                     ape=abs(pred - measured) / measured, plan={**res.plan, "stack": res.stack},
+                     p10=p10, p90=p90)
 
 
 def _opt_float(r: dict, key: str, rowno: int):
@@ -221,6 +231,9 @@ def validate_file(path: str | Path, catalog: Catalog | None = None, progress=Non
             skipped.append(Skipped(rid, i, msg if msg.startswith("row ") else f"row {i}: {msg}"))
     summary = _summary([x.ape for x in results])
     summary["skipped"] = len(skipped)
+    banded = [x for x in results if x.p10 is not None and x.p90 is not None]
+    summary["coverage"] = (sum(1 for x in banded if x.p10 <= x.measured <= x.p90) / len(banded)
+                           if banded else None)
 
     def grouped(key):
         groups: dict[str, list[float]] = {}
@@ -230,7 +243,8 @@ def validate_file(path: str | Path, catalog: Catalog | None = None, progress=Non
 
     return {
         "rows": [{"id": x.id, "row": x.row, "chip": x.chip, "model": x.model, "metric": x.metric,
-                  "predicted": x.predicted, "measured": x.measured, "ape": x.ape, "plan": x.plan}
+                  "predicted": x.predicted, "p10": x.p10, "p90": x.p90, "measured": x.measured,
+                  "ape": x.ape, "plan": x.plan}
                  for x in results],
         "skipped": [{"id": s.id, "row": s.row, "reason": s.reason} for s in skipped],
         "summary": summary,

@@ -35,20 +35,25 @@ def calibrate(
                                     "schema); repeat for several files."),
     classes: Optional[list[str]] = typer.Option(None, "--class", help="Fit only rows of this efficiency "
                                                 "class (repeatable), e.g. ascend."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write DIR/efficiency.yaml and DIR/stacks.yaml "
-                                       "(use with --spec-dir DIR)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write DIR/efficiency.yaml, DIR/stacks.yaml and "
+                                       "DIR/uncertainty.yaml (use with --spec-dir DIR)."),
+    serving_data: Optional[list[Path]] = typer.Option(None, "--serving-data", help="Measured serving runs "
+                                                      "whose residuals set the serving bands in "
+                                                      "DIR/uncertainty.yaml."),
     spec_dir: Optional[list[Path]] = SpecDirOpt,
     as_json: bool = JsonOpt,
 ):
     """Fit the parameters marked `fitted` to measured runs; report errors before and after."""
     from estimator.fitting.calibrate import calibrate as run
-    from estimator.fitting.write import write_calibration
+    from estimator.fitting.write import write_bands, write_calibration
 
     cat = _cat(spec_dir)
     if out is not None:
         _check_out_dir(out)
     cal = run([str(d) for d in data], cat, classes=classes or None)
     written = [str(p) for p in write_calibration(cal, cat, out)] if out is not None else []
+    if out is not None:
+        written.append(str(write_bands(cal, out, [str(f) for f in serving_data or []], cat)))
     d = {**cal.to_dict(), "written": written}
     if as_json:
         emit_json(d)

@@ -64,3 +64,20 @@ def kv(title: str, pairs: list[tuple[str, Any]]) -> None:
     for k, v in pairs:
         t.add_row(k, fmt(v, 3) if isinstance(v, float) else fmt(v))
     console.print(t)
+
+
+def _si(v: float) -> str:
+    a = abs(v)
+    for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"{v / div:.3g}{suf}"
+    return f"{v:.3g}"
+
+
+def fmt_band(v, lo, hi) -> str:
+    """A value with its p10-p90 band: '1.09M (0.95M-1.21M)'; the value alone without a band."""
+    if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return "-"
+    if lo is None or hi is None:
+        return _si(v)
+    return f"{_si(v)} ({_si(lo)}-{_si(hi)})"

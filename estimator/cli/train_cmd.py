@@ -13,6 +13,13 @@ from estimator.errors import InfeasibleError, InputError, PlanError
 from estimator.units import parse_count, parse_derate
 
 
+def _band(v, lo, hi) -> str:
+    """'1.09M (0.95-1.21M)': a value with its p10-p90 band."""
+    from estimator.cli.render import fmt_band
+
+    return fmt_band(v, lo, hi)
+
+
 def _pos(name: str, v):
     if v is not None and v <= 0:
         raise InputError(f"--{name} must be positive (got {v})")
@@ -80,11 +87,19 @@ def train(
             + (" ep-overlap" if p.get("ep_overlap") else ""))
     rows = [("model / chip / system", f"{res.model} on {res.chips} x {res.chip} ({res.system})"),
             ("software stack / efficiency class", f"{res.stack} / {res.efficiency_class}"),
-            ("plan", plan), ("fits", res.fits), ("step time s", res.step_time_s),
-            ("tokens/s", res.tokens_per_s), ("tokens/s per chip", res.tokens_per_s_per_chip),
-            ("MFU (6N + attention, PaLM)", res.mfu), ("HFU (executed FLOPs)", res.hfu)]
+            ("plan", plan), ("fits", res.fits),
+            ("step time s (p10-p90)", _band(res.step_time_s, res.step_time_s_p10, res.step_time_s_p90)),
+            ("tokens/s (p10-p90)", _band(res.tokens_per_s, res.tokens_per_s_p10, res.tokens_per_s_p90)),
+            ("tokens/s per chip", _band(res.tokens_per_s_per_chip, res.tokens_per_s_per_chip_p10,
+                                        res.tokens_per_s_per_chip_p90)),
+            ("MFU (6N + attention, PaLM)", _band(res.mfu, res.mfu_p10, res.mfu_p90)),
+            ("HFU (executed FLOPs)", res.hfu)]
     if res.days_to_train is not None:
-        rows.append((f"days to train {res.tokens / 1e12:g}T tokens", res.days_to_train))
+        rows.append((f"days to train {res.tokens / 1e12:g}T tokens",
+                     _band(res.days_to_train, res.days_to_train_p10, res.days_to_train_p90)))
+    if res.band:
+        rows.append(("band basis", ("" if res.band["calibrated"] else "UNCALIBRATED: ")
+                     + res.band["model_error"]))
     rows.append(("plans evaluated / feasible", f"{res.search['evaluated']:,} / {res.search['feasible']:,}"))
     kv("suanli train", rows)
     total = res.step_time_s

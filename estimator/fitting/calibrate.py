@@ -25,6 +25,7 @@ class Calibration:
     skipped: list[dict]
     data: list[str]
     classes: list[str]
+    catalog: object = None        # the prior view the fit started from
 
     def row_report(self) -> list[dict]:
         out = []
@@ -131,7 +132,7 @@ def calibrate(data: list[str | Path], catalog: Catalog, classes: list[str] | Non
     res = fit_rows(rows, pcat)
     if not np.isfinite(res.before).any():
         raise InputError("no row fits in memory under any candidate plan: nothing to calibrate")
-    return Calibration(res, rows, skipped, [str(d) for d in data], touched)
+    return Calibration(res, rows, skipped, [str(d) for d in data], touched, pcat)
 
 
 def today() -> str:

@@ -100,3 +100,38 @@ def write_calibration(cal: Calibration, catalog: Catalog, out_dir: str | Path) -
             raise SpecError(str(path), None, f"cannot write ({e.strerror or e})") from None
         written.append(path)
     return written
+
+
+def write_bands(cal: Calibration, out_dir: str | Path, serving_data: list[str] | None = None,
+                catalog: Catalog | None = None) -> Path:
+    """DIR/uncertainty.yaml: conformal quantiles of leave-one-source-out cross-validated
+    training residuals (and of serving residuals, when serving runs are given)."""
+    import math
+
+    from estimator.fitting.bands import build_band_table
+    from estimator.fitting.cv import cross_validate
+
+    res = cross_validate(cal.rows, cal.catalog, "source")
+    serving = []
+    for f in serving_data or []:
+        from estimator.validate import validate_file
+
+        rep = validate_file(f, catalog=catalog)
+        cls_of = {}
+        for r in rep["rows"]:
+            if r["chip"] not in cls_of:
+                cls_of[r["chip"]] = (catalog or Catalog()).efficiency().for_chip(r["chip"])[0]
+            serving.append((cls_of[r["chip"]], math.log(r["predicted"] / r["measured"])))
+    fit_se = {p.owner: float(se / v) for p, v, se in zip(cal.result.params, cal.result.values, cal.result.se)
+              if p.kind == "class" and p.name == "gemm" and v > 0}
+    table = build_band_table(cal.rows, res["cv"], serving,
+                             source=f"calibrate {', '.join(cal.data + list(serving_data or []))} on {today()}",
+                             fit_se=fit_se)
+    path = Path(out_dir) / "uncertainty.yaml"
+    head = ("# Residual quantiles behind the p10-p90 band of every estimate (estimator/fitting/bands.py).\n"
+            "# Written by `suanli calibrate --out`; log(measured / predicted) at the 10th and 90th percentile.\n")
+    try:
+        path.write_text(head + _dump(table), encoding="utf-8")
+    except OSError as e:
+        raise SpecError(str(path), None, f"cannot write ({e.strerror or e})") from None
+    return path
