@@ -13,6 +13,7 @@ gemm        every point of the GEMM efficiency curve (x scale)      0.15     0.4
 attention   flash-attention fractions, fwd and bwd (x scale)        0.30     0.3 - 2.0
 fp8 / fp4   the low-precision factor on the GEMM curve              0.20     0.3 - 1.2
 grouped     the factor on grouped (MoE expert) GEMMs                0.30     0.2 - 1.5
+tp_overlap  share of a fused GEMM a TP collective hides behind      0.40     0.05 - 1
 host_op_us  host time per operator, microseconds                    0.80     1 - 300
 moe_load_cv tokens-per-expert coefficient of variation              0.50     0.02 - 2
 =========== ====================================================== ======== ================
@@ -35,6 +36,7 @@ CLASS_PARAMS = {
     "fp8": (0.20, 0.3, 1.2, "fp8 factor on the GEMM curve"),
     "fp4": (0.20, 0.2, 1.2, "fp4 factor on the GEMM curve"),
     "grouped": (0.30, 0.2, 1.5, "factor on grouped (expert) GEMMs"),
+    "tp_overlap": (0.40, 0.05, 1.0, "share of a fused GEMM a TP collective hides behind"),
 }
 STACK_PARAMS = {
     "host_op_us": (0.80, 1.0, 300.0, "host time per operator, us"),
@@ -66,6 +68,8 @@ def class_prior(eff_spec_values: dict, name: str) -> float:
         return 1.0
     if name == "grouped":
         return float(eff_spec_values.get("grouped_gemm_factor", 1.0))
+    if name == "tp_overlap":
+        return float(eff_spec_values.get("tp_overlap_efficiency", 0.8))
     return float(eff_spec_values.get("low_precision_factor", {}).get(name, 1.0))
 
 
@@ -99,6 +103,8 @@ def apply_class(hv: np.ndarray, base_hv: np.ndarray, name: str, value: float) ->
         hv[K.H_LP_FP4] = value
     elif name == "grouped":
         hv[K.H_GG_FACTOR] = value
+    elif name == "tp_overlap":
+        hv[K.H_TP_OVL_EFF] = value
     else:  # pragma: no cover - guarded by the spec validator
         raise KeyError(name)
 

@@ -8,7 +8,7 @@ from estimator.specs import EfficiencyFile, StackFile
 
 #: efficiency-class fields a calibration may change (and so keeps a prior copy of)
 CLASS_FIELDS = ("gemm", "attention_fwd", "attention_bwd", "attention3_fwd", "attention3_bwd",
-                "low_precision_factor", "grouped_gemm_factor")
+                "low_precision_factor", "grouped_gemm_factor", "tp_overlap_efficiency")
 
 
 def prior_efficiency(ef: EfficiencyFile) -> EfficiencyFile:

@@ -54,6 +54,9 @@ def _class_update(c: dict, name: str, value: float) -> None:
     elif name == "grouped":
         prior.setdefault("grouped_gemm_factor", c.get("grouped_gemm_factor", 1.0))
         c["grouped_gemm_factor"] = round(value, 4)
+    elif name == "tp_overlap":
+        prior.setdefault("tp_overlap_efficiency", c.get("tp_overlap_efficiency", 0.8))
+        c["tp_overlap_efficiency"] = round(value, 4)
     else:
         lp = dict(c.get("low_precision_factor") or {})
         lp[name] = round(value, 4)

@@ -106,7 +106,7 @@ class EfficiencySpec(Strict):
 
 
 #: parameters of a class the calibration program can fit (estimator/fitting/params.py)
-FITTABLE = ("gemm", "attention", "fp8", "fp4", "grouped")
+FITTABLE = ("gemm", "attention", "fp8", "fp4", "grouped", "tp_overlap")
 
 
 class EfficiencyClass(EfficiencySpec):
