@@ -333,9 +333,14 @@ def _deepseek(c: _Cfg, notes: list[str]) -> dict:
              c.int("moe_intermediate_size"), shared=c.int("n_shared_experts", 0, minimum=0), notes=notes)
         c.used["moe.dense_layers"] = "first_k_dense_replace"
     n_group, topk_group = c.raw("n_group"), c.raw("topk_group")
-    if isinstance(n_group, int) and n_group > 1:
-        notes.append(f"group-limited routing (n_group {n_group}, topk_group {topk_group}) not modelled: "
-                     "the schema has no place for it; all-to-all volume is counted as unrestricted")
+    if (isinstance(n_group, int) and n_group > 1 and isinstance(topk_group, int)
+            and 0 < topk_group < n_group and "moe" in out and out["moe"]["experts"] % n_group == 0):
+        # node-limited routing (DeepSeek-V3 sec. 2.1.2): a token's experts come from topk_group
+        # of n_group contiguous expert groups
+        out["moe"]["routing_groups"] = n_group
+        out["moe"]["routing_group_limit"] = topk_group
+        c.used["moe.routing_groups"] = "n_group"
+        c.used["moe.routing_group_limit"] = "topk_group"
     _not_modelled(c, notes, {"num_nextn_predict_layers": lambda v: (
         f"{v} multi-token-prediction layer(s) in the checkpoint not modelled" if v else None)})
     return out

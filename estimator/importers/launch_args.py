@@ -56,7 +56,8 @@ _add("model", 1, "num-layers hidden-size ffn-hidden-size num-attention-heads num
                  "vocab-size padded-vocab-size make-vocab-size-divisible-by tokenizer-type num-experts "
                  "moe-router-topk moe-ffn-hidden-size moe-intermediate-size moe-shared-expert-intermediate-size "
                  "n-shared-experts first-k-dense-replace moe-layer-freq q-lora-rank kv-lora-rank qk-head-dim "
-                 "qk-pos-emb-head-dim qk-rope-head-dim qk-nope-head-dim v-head-dim noop-layers")
+                 "qk-pos-emb-head-dim qk-rope-head-dim qk-nope-head-dim v-head-dim noop-layers "
+                 "moe-router-num-groups moe-router-group-topk n-group topk-group")
 _add("model", 0, "group-query-attention swiglu squared-relu untie-embeddings-and-output-weights "
                  "multi-latent-attention multi-head-latent-attention")
 _add("launcher", 1, "nproc-per-node nnodes")
@@ -120,7 +121,7 @@ _add("not_modelled", "*",
      "window-size num-layers-in-first-pipeline-stage num-layers-in-last-pipeline-stage "
      "decoder-first-pipeline-num-layers decoder-last-pipeline-num-layers pipeline-model-parallel-layout "
      "moe-token-dispatcher-type moe-enable-deepep moe-expert-capacity-factor moe-pad-expert-input-to-capacity "
-     "moe-router-num-groups moe-router-group-topk n-group topk-group cpu-offloading cpu-offloading-num-layers "
+     "cpu-offloading cpu-offloading-num-layers "
      "reuse-fp32-param use-ascend-coc coc-fused-kernel overlap-moe-expert-parallel-comm delay-wgrad-compute "
      "tp-comm-overlap moe-permutation-async-comm moe-alltoall-overlap-comm use-fused-ring-attention-update "
      "fp8-param-gather rampup-batch-size moe-layer-recompute moe-shared-expert-overlap "
@@ -608,6 +609,13 @@ def _model(la: LaunchArgs, name: str) -> None:
                     moe["shared_expert_ffn_hidden"] = shared_w
             elif n_shared:
                 moe["shared_experts"] = n_shared
+            # group-limited routing: Megatron --moe-router-num-groups / --moe-router-group-topk,
+            # MindSpeed --n-group / --topk-group
+            groups = la._int("moe-router-num-groups") or la._int("n-group")
+            limit = la._int("moe-router-group-topk") or la._int("topk-group")
+            if groups and limit and 1 < groups and limit < groups and experts % groups == 0:
+                moe["routing_groups"] = groups
+                moe["routing_group_limit"] = limit
             spec["moe"] = moe
             if note:
                 notes.append(note)
