@@ -80,6 +80,67 @@ class EfficiencySpec(Strict):
     #: coefficient of variation of per-node step time (straggler model)
     straggler_cv: float = Field(ge=0, le=1)
 
+    # ---- serving kernels (optional; a class that leaves one out gets the stated fallback) ----
+    #: fraction of the HBM peak decode GEMMs reach streaming their weights, per weight width:
+    #: keys bf16 (16-bit), fp8 (8-bit: fp8, int8 W8A8), fp4 (4-bit: fp4, int4 W4A16/W4A8);
+    #: a missing key falls back to ``hbm``
+    serve_weight_stream: dict[str, float] = Field(default_factory=dict)
+    #: multiplier on the class GEMM curve for serving GEMMs by weight width, fp8 (8-bit: fp8,
+    #: int8 W8A8) and fp4 (W4A4): the large-GEMM plateau of that precision over the 16-bit one,
+    #: measured in the same tables; a missing key falls back to low_precision_factor
+    serve_gemm_factor: dict[str, float] = Field(default_factory=dict)
+    #: microseconds of one activation-quantisation kernel before a low-precision GEMM, charged
+    #: when the serving stack does not fuse it into the preceding kernel (None = kernel_overhead_us)
+    serve_quant_us: Optional[float] = Field(default=None, ge=0)
+    #: fraction of the HBM peak decode attention reaches reading the paged KV cache (None = hbm)
+    serve_kv_read: Optional[float] = Field(default=None, gt=0, le=1)
+    #: microseconds of the shortest decode-attention call, a floor per layer (None =
+    #: kernel_overhead_us)
+    serve_attention_floor_us: Optional[float] = Field(default=None, ge=0)
+    #: fraction of the 16-bit peak reached by compute-bound decode attention (MLA absorbed
+    #: decode, speculative verification) (None = attention_fwd)
+    serve_decode_attention: Optional[float] = Field(default=None, gt=0, le=1)
+    #: microseconds of a one-shot all-reduce kernel at the smallest sizes, inside the scale-up
+    #: domain (None = latency_scale_up_us)
+    serve_allreduce_custom_us: Optional[float] = Field(default=None, ge=0)
+    #: microseconds of a library (NCCL / HCCL) all-reduce at the smallest sizes, less the
+    #: per-rank step below (None = latency_scale_up_us)
+    serve_allreduce_library_us: Optional[float] = Field(default=None, ge=0)
+    #: microseconds a library all-reduce (or all-to-all) adds per further rank in the domain
+    #: (None = latency_scale_up_us)
+    serve_allreduce_step_us: Optional[float] = Field(default=None, ge=0)
+    #: fraction of the scale-up link peak (per direction) that all-reduce reaches at serving
+    #: message sizes (kilobytes to tens of megabytes) (None = scale_up)
+    serve_collective_bw: Optional[float] = Field(default=None, gt=0, le=1)
+    #: the scale-up switch reduces in the network (NVLink SHARP); the system must be switched
+    serve_nvls: bool = False
+    #: microseconds of one low-latency MoE dispatch or combine kernel beyond its bandwidth term
+    #: (None = latency_scale_out_us)
+    serve_a2a_latency_us: Optional[float] = Field(default=None, ge=0)
+    #: host microseconds to dispatch one operator without graph capture (eager mode)
+    #: (None = 4 x kernel_overhead_us)
+    serve_host_op_us: Optional[float] = Field(default=None, ge=0)
+
+    @field_validator("serve_weight_stream")
+    @classmethod
+    def _ws(cls, v: dict[str, float]):
+        for k, x in v.items():
+            if k not in ("bf16", "fp8", "fp4"):
+                raise ValueError(f"unknown weight width '{k}' (known: bf16, fp8, fp4)")
+            if not (0 < x <= 1):
+                raise ValueError(f"fraction for {k} must be in (0, 1]")
+        return v
+
+    @field_validator("serve_gemm_factor")
+    @classmethod
+    def _gf(cls, v: dict[str, float]):
+        for k, x in v.items():
+            if k not in ("fp8", "fp4"):
+                raise ValueError(f"unknown weight width '{k}' (known: fp8, fp4)")
+            if not (0 < x <= 1.5):
+                raise ValueError(f"factor for {k} must be in (0, 1.5]")
+        return v
+
     @field_validator("low_precision_factor")
     @classmethod
     def _lpf(cls, v: dict[str, float]):
