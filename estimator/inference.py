@@ -34,8 +34,7 @@ WPREC_PEAK = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp4": "fp4", "int8"
 KV_CODES = {"bf16": K.KV_BF16, "fp16": K.KV_BF16, "fp8": K.KV_FP8, "int8": K.KV_INT8}
 KV_NAMES = {K.KV_BF16: "bf16", K.KV_FP8: "fp8", K.KV_INT8: "int8"}
 PHASES = ("e2e", "prefill", "decode")
-#: stack labels for engines outside the catalog (a company's own): costed as the class default
-IN_HOUSE = ("other", "in-house", "inhouse")
+
 MAX_BATCH = 65536
 MAX_DRAFT = 15
 
@@ -101,10 +100,12 @@ def _parallel_plans(model, ranks: int, tp, pp, ep, dp, tbo, tbo_ok: bool) -> lis
             if dp and dp != d:
                 continue
             # serving engines place redundant expert copies (EPLB), so ep need not divide the
-            # number of experts; it must divide the replica's tp*dp ranks
+            # number of experts; it must divide the replica's tp*dp ranks. The search keeps
+            # ep <= experts; a given ep above it means redundant copies (one expert per rank,
+            # CloudMatrix-Infer's EP320 for 256 experts)
             eps = [ep] if ep else ([e for e in divisors(t * d) if e <= model.moe.experts] if moe else [1])
             for e in eps:
-                if moe and ((t * d) % e or e > model.moe.experts):
+                if moe and (t * d) % e:
                     continue
                 if not moe and e != 1:
                     continue
@@ -154,8 +155,7 @@ def estimate_inference(model, chip, *, chips: int, input_len: int, output_len: i
         raise InputError(f"--precision must be one of {', '.join(WPREC_CODES)} (got {precision})")
     cat = catalog or default_catalog()
     m, c, s, cls, mv, hv = resolve(model, chip, system, cat, overrides)
-    in_house = stack is not None and stack.strip().lower() in IN_HOUSE
-    stack_id, st_spec = cat.serving_stack(None if in_house else stack, cls)
+    stack_id, st_spec = cat.serving_stack(stack, cls)
     feats = st_spec.serving.features
     if precision not in feats.precisions:
         raise InputError(f"stack {stack_id} does not serve {precision} weights "
@@ -261,9 +261,9 @@ def estimate_inference(model, chip, *, chips: int, input_len: int, output_len: i
     idx = np.flatnonzero(feasible)
     best = idx[np.argmax(score[idx])]
     res = _result(m, c, s, chips, phase, stack_id, P[best], out[best], int(st[best]), hv, counts)
-    if in_house:
-        res.notes.append(f"stack '{stack}': an in-house engine, costed with the default for "
-                         f"{c.id} ({stack_id})")
+    if stack_id == "other":
+        res.notes.append("stack 'other': an in-house engine, taken to have every feature the "
+                         "catalog's engines have (the search picks)")
     return res
 
 

@@ -189,8 +189,8 @@ def _pack_serving_hardware(hv: np.ndarray, chip: ChipSpec, system: SystemSpec, e
     hv[K.H_SV_NVLS] = 1.0 if (eff.serve_nvls and system.scale_up.topology == "switched") else 0.0
     hv[K.H_SV_A2A_S] = (eff.serve_a2a_latency_us if eff.serve_a2a_latency_us is not None
                         else eff.latency_scale_out_us) * us
-    hv[K.H_SV_OP_HOST_S] = (eff.serve_host_op_us if eff.serve_host_op_us is not None
-                            else 4.0 * eff.kernel_overhead_us) * us
+    hv[K.H_SV_KERNEL_S] = (eff.serve_kernel_us if eff.serve_kernel_us is not None
+                           else eff.kernel_overhead_us) * us
 
 
 ATTN_CODES = {"unfused": K.ATTN_UNFUSED, "flash2": K.ATTN_FLASH2, "flash3": K.ATTN_FLASH3}
@@ -240,4 +240,6 @@ def pack_serving_stack(stack: StackSpec) -> dict[int, int]:
         K.I_LOAD_CV_PM: int(round(pr.expert_load_cv * 1000)),
         K.I_A2A_LL: int(f.low_latency_a2a),
         K.I_FUSED_QUANT: int(f.fused_quant),
+        K.I_HOST_OP_NS: int(round(pr.eager_op_host_us * 1000)),
+        K.I_A2A_SM_PM: int(round(pr.a2a_compute_share * 1000)),
     }

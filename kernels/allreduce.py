@@ -111,3 +111,24 @@ def ll_all_to_all(hv, nbytes, n, low_latency):
     if n > n_dom:
         lat += hv[K.H_LAT_OUT]
     return t + lat
+
+
+@njit(cache=True, error_model="numpy")
+def dedup_all_to_all(hv, tokens, k, token_bytes, n):
+    """Seconds for one MoE dispatch (or combine) in prefill with node deduplication (DeepEP
+    normal kernels; DeepSeek-V3, arXiv 2412.19437, sec. 3.2.2): each of a rank's ``tokens``
+    crosses the scale-out network once per remote scale-up domain that hosts one of its ``k``
+    experts, then fans out inside that domain over the scale-up links. With G domains and
+    uniform routing a token hits G (1 - (1 - 1/G)^k) distinct domains, (G-1)/G of them remote.
+    Inside one domain it is a plain all-to-all of the k copies."""
+    if n <= 1.0 or tokens <= 0.0:
+        return 0.0
+    g0, g1, n_dom = tier_sizes(hv, 1.0, n, 1.0, 1.0)
+    copies = tokens * k * token_bytes
+    if n <= n_dom:
+        return ll_all_to_all(hv, copies, n, False)
+    G = n / n_dom
+    remote = G * (1.0 - (1.0 - 1.0 / G) ** k) * (G - 1.0) / G
+    t_out = _div(tokens * remote * token_bytes, hv[K.H_BW_OUT])
+    t_up = _div(copies * (n_dom - 1.0) / n_dom, hv[K.H_BW_UP] * mesh_factor(hv, g1))
+    return max(t_out, t_up) + hv[K.H_SV_AR_LIB_S] + (n_dom - 1.0) * hv[K.H_SV_AR_STEP_S] + hv[K.H_LAT_OUT]

@@ -86,7 +86,7 @@ H_SV_AR_LIB_S = 57    # s, base latency of a library (NCCL / HCCL) all-reduce in
 H_SV_COLL_BW = 58     # bytes/s per rank per direction reached by collectives at serving sizes
 H_SV_NVLS = 59        # 1 if the scale-up switch reduces in the network (NVLink SHARP)
 H_SV_A2A_S = 60       # s, latency of a low-latency MoE dispatch or combine kernel
-H_SV_OP_HOST_S = 61   # s, host dispatch per operator in eager mode (no graph capture)
+H_SV_KERNEL_S = 61    # s, device-side cost of one kernel in a captured graph (tiny-kernel floor)
 H_SV_AR_STEP_S = 62   # s, latency a library all-reduce adds per further rank
 H_SV_LP_4 = 63        # multiplier on the class GEMM curve for fp4 serving GEMMs (W4A4)
 H_CURVE_X = 64        # log10(GFLOP) breakpoints, H_CURVE_MAX entries
@@ -202,7 +202,9 @@ I_KV_OF_TOTAL = 21    # 1 = the fraction is of total memory (vLLM, SGLang), 0 = 
 I_LOAD_CV_PM = 22     # expert popularity CV across EP ranks after placement (EPLB), per mille
 I_A2A_LL = 23         # 1 = decode MoE dispatch/combine with low-latency kernels (DeepEP LL class)
 I_FUSED_QUANT = 24    # 1 = activation quantisation fused into the preceding kernel
-I_SIZE = 25
+I_HOST_OP_NS = 25     # host nanoseconds to dispatch one operator without graph capture (eager)
+I_A2A_SM_PM = 26      # share of compute units the prefill all-to-all kernels occupy, per mille
+I_SIZE = 27
 
 WP_BF16 = 0
 WP_FP16 = 1

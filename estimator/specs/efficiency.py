@@ -117,9 +117,9 @@ class EfficiencySpec(Strict):
     #: microseconds of one low-latency MoE dispatch or combine kernel beyond its bandwidth term
     #: (None = latency_scale_out_us)
     serve_a2a_latency_us: Optional[float] = Field(default=None, ge=0)
-    #: host microseconds to dispatch one operator without graph capture (eager mode)
-    #: (None = 4 x kernel_overhead_us)
-    serve_host_op_us: Optional[float] = Field(default=None, ge=0)
+    #: microseconds one kernel costs on the device inside a captured graph (the floor of a tiny
+    #: kernel in decode) (None = kernel_overhead_us)
+    serve_kernel_us: Optional[float] = Field(default=None, ge=0)
 
     @field_validator("serve_weight_stream")
     @classmethod

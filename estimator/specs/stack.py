@@ -143,6 +143,12 @@ class ServingParams(Strict):
     #: coefficient of variation of expert popularity left after the engine's expert placement
     #: (EPLB redundant experts lower it)
     expert_load_cv: float = Field(ge=0, le=3)
+    #: host microseconds to dispatch one operator without graph capture (Python module and
+    #: framework dispatch plus the runtime's launch)
+    eager_op_host_us: float = Field(ge=0, le=1e4)
+    #: share of the compute units the high-throughput (prefill) all-to-all kernels occupy while
+    #: they run, taken from the compute they overlap with two-batch overlap
+    a2a_compute_share: float = Field(ge=0, lt=0.9)
 
 
 class ServingStack(Strict):
