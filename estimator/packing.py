@@ -167,15 +167,17 @@ def _pack_serving_hardware(hv: np.ndarray, chip: ChipSpec, system: SystemSpec, e
     hv[K.H_SV_WS_16] = peak_bw * ws.get("bf16", eff.hbm)
     hv[K.H_SV_WS_8] = peak_bw * ws.get("fp8", eff.hbm)
     hv[K.H_SV_WS_4] = peak_bw * ws.get("fp4", eff.hbm)
-    gf = eff.serve_gemm_factor
-    hv[K.H_SV_LP_8] = gf.get("fp8", eff.low_precision_factor.get("fp8", 1.0))
-    hv[K.H_SV_LP_4] = gf.get("fp4", eff.low_precision_factor.get("fp4", 1.0))
+    # serving GEMM factors on the class curve: an absolute plateau measured in serving tables
+    # (factor = plateau / the curve's top), else a factor, else the training factor
+    top = max(eff.gemm.efficiency)
+    gp, gf = eff.serve_gemm_plateau, eff.serve_gemm_factor
+    hv[K.H_SV_LP_16] = gp["bf16"] / top if "bf16" in gp else gf.get("bf16", 1.0)
+    hv[K.H_SV_LP_8] = gp["fp8"] / top if "fp8" in gp else gf.get("fp8", eff.low_precision_factor.get("fp8", 1.0))
+    hv[K.H_SV_LP_4] = gp["fp4"] / top if "fp4" in gp else gf.get("fp4", eff.low_precision_factor.get("fp4", 1.0))
     us = 1e-6
     hv[K.H_SV_QUANT_S] = (eff.serve_quant_us if eff.serve_quant_us is not None
                           else eff.kernel_overhead_us) * us
     hv[K.H_SV_KV_BW] = peak_bw * (eff.serve_kv_read if eff.serve_kv_read is not None else eff.hbm)
-    hv[K.H_SV_ATT_FLOOR_S] = (eff.serve_attention_floor_us if eff.serve_attention_floor_us is not None
-                              else eff.kernel_overhead_us) * us
     hv[K.H_SV_ATT_DEC] = (eff.serve_decode_attention if eff.serve_decode_attention is not None
                           else eff.attention_fwd)
     hv[K.H_SV_AR_CUSTOM_S] = (eff.serve_allreduce_custom_us if eff.serve_allreduce_custom_us is not None

@@ -12,7 +12,8 @@ engines run other algorithms, each with its own latency and bandwidth term:
 * ring (library, NCCL / HCCL): alpha_lib + (n-1) beta + 2 (n-1)/n S / bw, beta the latency
   each further rank adds.
 * NVLS (library, NVSwitch with in-network reduction): each rank sends its data once into the
-  switch and receives the reduced shard and the gathered result: alpha_lib + (1 + 1/n) S / bw.
+  switch and receives the reduced shard and the gathered result: alpha_lib + (n-1) beta +
+  (1 + 1/n) S / bw (the library's latency, measured with NVLS on, as for the ring).
 
 The engine (and NCCL's tuner) picks the fastest available one, so the time is the minimum over
 the algorithms the stack and the switch offer. Parameters are per chip class
@@ -45,8 +46,8 @@ def ring_ar(alpha, step_lat, nbytes, n, bw):
 
 
 @njit(cache=True, error_model="numpy")
-def nvls_ar(alpha, nbytes, n, bw):
-    return alpha + (1.0 + 1.0 / n) * nbytes / bw
+def nvls_ar(alpha, step_lat, nbytes, n, bw):
+    return alpha + (n - 1.0) * step_lat + (1.0 + 1.0 / n) * nbytes / bw
 
 
 @njit(cache=True, error_model="numpy")
@@ -71,7 +72,7 @@ def allreduce(hv, nbytes, n, custom):
         return math.inf
     t = ring_ar(hv[K.H_SV_AR_LIB_S], hv[K.H_SV_AR_STEP_S], nbytes, n, bw)
     if hv[K.H_SV_NVLS] > 0.5:
-        t = min(t, nvls_ar(hv[K.H_SV_AR_LIB_S], nbytes, n, bw))
+        t = min(t, nvls_ar(hv[K.H_SV_AR_LIB_S], hv[K.H_SV_AR_STEP_S], nbytes, n, bw))
     if custom:
         t = min(t, oneshot(hv[K.H_SV_AR_CUSTOM_S], nbytes, n, bw))
         t = min(t, twoshot(hv[K.H_SV_AR_CUSTOM_S], nbytes, n, bw))

@@ -45,18 +45,23 @@ NVFP4_W_BYTES = 0.5 + 1.0 / 16.0      # 4-bit values + one fp8 scale per 16 (NVF
 INT4_W_BYTES = 0.5 + 2.0 / 128.0      # 4-bit values + one 16-bit scale per group of 128 (AWQ/GPTQ)
 ELEMENTWISE_KERNELS = 3.0             # per layer after fusion: add+norm twice, activation
 ROOFLINE_P = 2.0                      # smooth roofline exponent of serving GEMMs (see _gemm_core)
+# decode attention: KV-cache append, split-KV attention and the split reduction. Three tiny
+# kernels give the per-call floor AIConfigurator measures (generation attention, smallest
+# calls: 11-13 us on H100 / H200 / B200 / GB200 = 3 x 3.7-4.1 us)
+ATTN_DECODE_KERNELS = 3.0
 
 
 @njit(cache=True, error_model="numpy")
 def precision(hv, code):
     """(peak, curve factor, weight bytes, activation bytes, weight-stream bytes/s, quantised
-    activations) for a WP_* code. Serving GEMMs use the class's serving factors for 8-bit and
-    4-bit kernels (measured against 16-bit in the same tables); W4A16 computes at 16 bits."""
+    activations) for a WP_* code. Serving GEMMs use the class's serving factors on its GEMM
+    curve (efficiency.yaml serve_gemm_plateau / serve_gemm_factor); W4A16 computes at 16 bits."""
     p16 = hv[K.H_PEAK_BF16]
+    l16 = hv[K.H_SV_LP_16]
     if code == K.WP_BF16:
-        return p16, 1.0, 2.0, 2.0, hv[K.H_SV_WS_16], 0.0
+        return p16, l16, 2.0, 2.0, hv[K.H_SV_WS_16], 0.0
     if code == K.WP_FP16:
-        return hv[K.H_PEAK_FP16], 1.0, 2.0, 2.0, hv[K.H_SV_WS_16], 0.0
+        return hv[K.H_PEAK_FP16], l16, 2.0, 2.0, hv[K.H_SV_WS_16], 0.0
     if code == K.WP_FP8:
         return hv[K.H_PEAK_FP8], hv[K.H_SV_LP_8], 1.0, 1.0, hv[K.H_SV_WS_8], 1.0
     if code == K.WP_FP4:
@@ -64,7 +69,7 @@ def precision(hv, code):
     if code == K.WP_INT8:
         return hv[K.H_PEAK_INT8], hv[K.H_SV_LP_8], 1.0, 1.0, hv[K.H_SV_WS_8], 1.0
     if code == K.WP_INT4:
-        return p16, 1.0, INT4_W_BYTES, 2.0, hv[K.H_SV_WS_4], 0.0
+        return p16, l16, INT4_W_BYTES, 2.0, hv[K.H_SV_WS_4], 0.0
     return hv[K.H_PEAK_INT8], hv[K.H_SV_LP_8], INT4_W_BYTES, 1.0, hv[K.H_SV_WS_4], 1.0
 
 
@@ -178,7 +183,7 @@ def bf16_gemm(hv, m, n, k):
         return 0.0
     flops = 2.0 * m * n * k
     w = min(n, k)
-    eff = gemm_efficiency(hv, flops * 1e-9) * w / (w + hv[K.H_GEMM_D0])
+    eff = gemm_efficiency(hv, flops * 1e-9) * hv[K.H_SV_LP_16] * w / (w + hv[K.H_GEMM_D0])
     t_c = flops / (hv[K.H_PEAK_BF16] * eff)
     t_m = (m * k + m * n) * BF16_BYTES / hv[K.H_HBM_BW] + k * n * BF16_BYTES / hv[K.H_SV_WS_16]
     return (t_c ** ROOFLINE_P + t_m ** ROOFLINE_P) ** (1.0 / ROOFLINE_P) + hv[K.H_SV_KERNEL_S]
@@ -201,7 +206,7 @@ def decode_attention(mv, hv, p, n_seq, q, ctx):
     kv_bytes = n_seq * keys * kv_elems_per_token_layer(mv, tp) * kv_elem_bytes(p[K.I_KVPREC])
     t_mem = kv_bytes / hv[K.H_SV_KV_BW]
     t_cmp = flops / (hv[K.H_PEAK_BF16] * hv[K.H_SV_ATT_DEC])
-    return max(t_mem, t_cmp) + hv[K.H_SV_ATT_FLOOR_S]
+    return max(t_mem, t_cmp) + ATTN_DECODE_KERNELS * hv[K.H_SV_KERNEL_S]
 
 
 @njit(cache=True, error_model="numpy")

@@ -85,18 +85,19 @@ class EfficiencySpec(Strict):
     #: keys bf16 (16-bit), fp8 (8-bit: fp8, int8 W8A8), fp4 (4-bit: fp4, int4 W4A16/W4A8);
     #: a missing key falls back to ``hbm``
     serve_weight_stream: dict[str, float] = Field(default_factory=dict)
-    #: multiplier on the class GEMM curve for serving GEMMs by weight width, fp8 (8-bit: fp8,
-    #: int8 W8A8) and fp4 (W4A4): the large-GEMM plateau of that precision over the 16-bit one,
-    #: measured in the same tables; a missing key falls back to low_precision_factor
+    #: fraction of each precision's peak that large serving GEMMs reach (M, N, K >= 4096), by
+    #: width: bf16 (16-bit), fp8 (8-bit: fp8, int8 W8A8), fp4 (W4A4); the serving GEMM then uses
+    #: the class curve scaled so that its top is this plateau
+    serve_gemm_plateau: dict[str, float] = Field(default_factory=dict)
+    #: where no plateau is measured: multiplier on the class curve by width (e.g. an 8-bit
+    #: kernel's plateau over the 16-bit one in the same benchmark); missing = 1.0 for bf16,
+    #: low_precision_factor for fp8 / fp4
     serve_gemm_factor: dict[str, float] = Field(default_factory=dict)
     #: microseconds of one activation-quantisation kernel before a low-precision GEMM, charged
     #: when the serving stack does not fuse it into the preceding kernel (None = kernel_overhead_us)
     serve_quant_us: Optional[float] = Field(default=None, ge=0)
     #: fraction of the HBM peak decode attention reaches reading the paged KV cache (None = hbm)
     serve_kv_read: Optional[float] = Field(default=None, gt=0, le=1)
-    #: microseconds of the shortest decode-attention call, a floor per layer (None =
-    #: kernel_overhead_us)
-    serve_attention_floor_us: Optional[float] = Field(default=None, ge=0)
     #: fraction of the 16-bit peak reached by compute-bound decode attention (MLA absorbed
     #: decode, speculative verification) (None = attention_fwd)
     serve_decode_attention: Optional[float] = Field(default=None, gt=0, le=1)
@@ -131,14 +132,14 @@ class EfficiencySpec(Strict):
                 raise ValueError(f"fraction for {k} must be in (0, 1]")
         return v
 
-    @field_validator("serve_gemm_factor")
+    @field_validator("serve_gemm_factor", "serve_gemm_plateau")
     @classmethod
     def _gf(cls, v: dict[str, float]):
         for k, x in v.items():
-            if k not in ("fp8", "fp4"):
-                raise ValueError(f"unknown weight width '{k}' (known: fp8, fp4)")
+            if k not in ("bf16", "fp8", "fp4"):
+                raise ValueError(f"unknown weight width '{k}' (known: bf16, fp8, fp4)")
             if not (0 < x <= 1.5):
-                raise ValueError(f"factor for {k} must be in (0, 1.5]")
+                raise ValueError(f"value for {k} must be in (0, 1.5]")
         return v
 
     @field_validator("low_precision_factor")
