@@ -144,11 +144,13 @@ def estimate_inference(model, chip, *, chips: int, input_len: int, output_len: i
         if v is not None and not (v > 0 and math.isfinite(v)):
             raise InputError(f"--{n} must be a positive number (got {v})")
     if spec_accept is None or not math.isfinite(spec_accept) or not (1.0 <= spec_accept <= 16.0):
-        raise InputError(f"--spec-accept (mean tokens emitted per decode step) must be in [1, 16] (got {spec_accept})")
+        raise InputError("--spec-accept (mean tokens emitted per decode step) must be in [1, 16] "
+                         f"(got {spec_accept})")
     if spec_draft is None:
         spec_draft = default_draft(spec_accept)
     if not (0 <= spec_draft <= MAX_DRAFT):
-        raise InputError(f"--spec-draft (drafted tokens per step) must be in [0, {MAX_DRAFT}] (got {spec_draft})")
+        raise InputError(f"--spec-draft (drafted tokens per step) must be in [0, {MAX_DRAFT}] "
+                         f"(got {spec_draft})")
     if spec_accept > 1.0 + spec_draft + 1e-9:
         raise InputError(f"--spec-accept {spec_accept:g} cannot exceed 1 + --spec-draft ({1 + spec_draft})")
     if precision not in WPREC_CODES:
@@ -220,7 +222,8 @@ def estimate_inference(model, chip, *, chips: int, input_len: int, output_len: i
         need_gb = (out0[best, K.Q_MEM_WEIGHTS] + out0[best, K.Q_MEM_ACT]) / 1e9
         raise InfeasibleError(f"{m.name} on {chips} x {c.id}: does not fit at batch 1: needs "
                               f"{need_gb:.1f} GB per rank for weights and workspace plus KV for "
-                              f"{int(out0[best, K.Q_SEQ_KV])} tokens, {hv[K.H_HBM_BYTES] / 1e9:.1f} GB usable")
+                              f"{int(out0[best, K.Q_SEQ_KV])} tokens, "
+                              f"{hv[K.H_HBM_BYTES] / 1e9:.1f} GB usable")
     P = np.array(rows)
     out, st = new_inference_outputs(len(P))
     evaluate_inference(mv, hv, P, out, st)
@@ -271,7 +274,10 @@ def _result(m, c, s, chips, phase, stack_id, p, o, status, hv, counts) -> Infere
     rpp = c.ranks_per_package
     acc = float(p[K.I_SPEC_X100]) / 100.0
     B = int(p[K.I_BATCH])
-    out_s = float(o[K.Q_OUT_TOK_S]) if phase == "e2e" else (B * acc / o[K.Q_TPOT] if phase == "decode" else 0.0)
+    if phase == "e2e":
+        out_s = float(o[K.Q_OUT_TOK_S])
+    else:
+        out_s = B * acc / o[K.Q_TPOT] if phase == "decode" else 0.0
     plan = {"tp": int(p[K.I_TP]), "pp": int(p[K.I_PP]), "ep": int(p[K.I_EP]), "dp": int(p[K.I_DP]),
             "precision": WPREC_NAMES[int(p[K.I_WPREC])], "kv_precision": KV_NAMES[int(p[K.I_KVPREC])],
             "two_batch_overlap": bool(p[K.I_TBO]), "spec_accept": acc, "spec_draft": int(p[K.I_DRAFT])}

@@ -171,9 +171,10 @@ def _pack_serving_hardware(hv: np.ndarray, chip: ChipSpec, system: SystemSpec, e
     # (factor = plateau / the curve's top), else a factor, else the training factor
     top = max(eff.gemm.efficiency)
     gp, gf = eff.serve_gemm_plateau, eff.serve_gemm_factor
-    hv[K.H_SV_LP_16] = gp["bf16"] / top if "bf16" in gp else gf.get("bf16", 1.0)
-    hv[K.H_SV_LP_8] = gp["fp8"] / top if "fp8" in gp else gf.get("fp8", eff.low_precision_factor.get("fp8", 1.0))
-    hv[K.H_SV_LP_4] = gp["fp4"] / top if "fp4" in gp else gf.get("fp4", eff.low_precision_factor.get("fp4", 1.0))
+    lpf = eff.low_precision_factor
+    for slot, width, fallback in ((K.H_SV_LP_16, "bf16", 1.0), (K.H_SV_LP_8, "fp8", lpf.get("fp8", 1.0)),
+                                  (K.H_SV_LP_4, "fp4", lpf.get("fp4", 1.0))):
+        hv[slot] = gp[width] / top if width in gp else gf.get(width, fallback)
     us = 1e-6
     hv[K.H_SV_QUANT_S] = (eff.serve_quant_us if eff.serve_quant_us is not None
                           else eff.kernel_overhead_us) * us

@@ -2,7 +2,6 @@
 tiers, the same source un-jitted, and published latencies with stated tolerances."""
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
