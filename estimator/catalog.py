@@ -199,6 +199,24 @@ class Catalog:
         return rid, spec
 
 
+    def serving_stack(self, name: str | None, eff_class: str) -> tuple[str, StackSpec]:
+        """(id, spec) of a serving stack by id or alias; None = the default for the class."""
+        sf = self.stacks()
+        sid = name if name else sf.default_serving_for(eff_class)
+        if sid is None:
+            raise SpecError("stacks", "default_serving", "no default serving stack is defined")
+        try:
+            rid, spec = sf.resolve(sid)
+        except KeyError:
+            close = difflib.get_close_matches(sid.lower(), sf.names(), n=3, cutoff=0.5)
+            raise UnknownIdError("stack", sid, close) from None
+        if spec.serving is None:
+            serving = sorted(k for k, v in sf.stacks.items() if v.serving is not None)
+            raise SpecError("stacks", rid, "is not a serving stack (serving stacks: "
+                            + ", ".join(serving) + ")")
+        return rid, spec
+
+
 _default: Catalog | None = None
 
 

@@ -170,6 +170,7 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
     hv[K.H_LP_FP8] = eff.low_precision_factor.get("fp8", 1.0)
     hv[K.H_LP_FP4] = eff.low_precision_factor.get("fp4", 1.0)
     hv[K.H_LP_INT8] = eff.low_precision_factor.get("int8", eff.low_precision_factor.get("fp8", 1.0))
+    _pack_serving_hardware(hv, chip, system, eff, ov, up)
     n = len(eff.gemm.gflop)
     if n > K.H_CURVE_MAX:
         raise SpecError("efficiency", "gemm", f"at most {K.H_CURVE_MAX} breakpoints")
@@ -178,6 +179,45 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
         hv[K.H_CURVE_X + i] = math.log10(x)
         hv[K.H_CURVE_Y + i] = y
     return hv
+
+
+def _pack_serving_hardware(hv: np.ndarray, chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
+                           ov: dict, up) -> None:
+    """Slots 48-63: serving-side hardware terms (efficiency.yaml serve_*; fallbacks as stated
+    in estimator/specs/efficiency.py)."""
+    rpp = chip.ranks_per_package
+    peak_bw = chip.hbm_gb_per_s * ov["hbm_bw"] / rpp * 1e9
+    ws = eff.serve_weight_stream
+    hv[K.H_SV_WS_16] = peak_bw * ws.get("bf16", eff.hbm)
+    hv[K.H_SV_WS_8] = peak_bw * ws.get("fp8", eff.hbm)
+    hv[K.H_SV_WS_4] = peak_bw * ws.get("fp4", eff.hbm)
+    # serving GEMM factors on the class curve: an absolute plateau measured in serving tables
+    # (factor = plateau / the curve's top), else a factor, else the training factor
+    top = max(eff.gemm.efficiency)
+    gp, gf = eff.serve_gemm_plateau, eff.serve_gemm_factor
+    lpf = eff.low_precision_factor
+    for slot, width, fallback in ((K.H_SV_LP_16, "bf16", 1.0), (K.H_SV_LP_8, "fp8", lpf.get("fp8", 1.0)),
+                                  (K.H_SV_LP_4, "fp4", lpf.get("fp4", 1.0))):
+        hv[slot] = gp[width] / top if width in gp else gf.get(width, fallback)
+    us = 1e-6
+    hv[K.H_SV_QUANT_S] = (eff.serve_quant_us if eff.serve_quant_us is not None
+                          else eff.kernel_overhead_us) * us
+    hv[K.H_SV_KV_BW] = peak_bw * (eff.serve_kv_read if eff.serve_kv_read is not None else eff.hbm)
+    hv[K.H_SV_ATT_DEC] = (eff.serve_decode_attention if eff.serve_decode_attention is not None
+                          else eff.attention_fwd)
+    hv[K.H_SV_AR_CUSTOM_S] = (eff.serve_allreduce_custom_us if eff.serve_allreduce_custom_us is not None
+                              else eff.latency_scale_up_us) * us
+    hv[K.H_SV_AR_LIB_S] = (eff.serve_allreduce_library_us if eff.serve_allreduce_library_us is not None
+                           else eff.latency_scale_up_us) * us
+    hv[K.H_SV_AR_STEP_S] = (eff.serve_allreduce_step_us if eff.serve_allreduce_step_us is not None
+                            else eff.latency_scale_up_us) * us
+    frac = eff.serve_collective_bw if eff.serve_collective_bw is not None else eff.scale_up
+    hv[K.H_SV_COLL_BW] = link_per_direction_gb_s(up.value, up.direction) * ov["scale_up"] / rpp * 1e9 * frac
+    hv[K.H_SV_NVLS] = 1.0 if (eff.serve_nvls and system.scale_up.topology == "switched") else 0.0
+    hv[K.H_SV_A2A_S] = (eff.serve_a2a_latency_us if eff.serve_a2a_latency_us is not None
+                        else eff.latency_scale_out_us) * us
+    hv[K.H_SV_KERNEL_S] = (eff.serve_kernel_us if eff.serve_kernel_us is not None
+                           else eff.kernel_overhead_us) * us
 
 
 GRAPH_CODES = {"none": K.GRAPHS_NONE, "dense": K.GRAPHS_DENSE, "full": K.GRAPHS_FULL}
@@ -209,3 +249,30 @@ def pack_stack(stack: StackSpec) -> np.ndarray:
     sv[K.S_SEL_ACT] = float(f.selective_recompute_activation)
     sv[K.S_CP_ALLGATHER] = float(f.cp_algorithm == "allgather")
     return sv
+
+
+KV_ADMIT_CODES = {"reserve_full": K.KVA_FULL, "on_demand": K.KVA_MEAN}
+
+
+def pack_serving_stack(stack: StackSpec) -> dict[int, int]:
+    """Serving-stack knobs as plan-row entries (kernels.layout I_* index -> int value)."""
+    if stack.serving is None:
+        raise SpecError("stacks", stack.name, "is not a serving stack")
+    f, pr = stack.serving.features, stack.serving.params
+    return {
+        K.I_GRAPHS: int(f.graphs),
+        K.I_OVERLAP: int(f.overlap_scheduler),
+        K.I_MIXED: int(f.mixed_batching),
+        K.I_CHUNK: int(pr.prefill_chunk_tokens),
+        K.I_KV_ADMIT: KV_ADMIT_CODES[f.kv_admission],
+        K.I_CUSTOM_AR: int(f.custom_allreduce),
+        K.I_HOST_US: int(round(pr.step_host_us)),
+        K.I_HOST_SEQ_NS: int(round(pr.step_host_us_per_seq * 1000)),
+        K.I_KV_FRAC_PM: int(round(pr.kv_memory_fraction * 1000)),
+        K.I_KV_OF_TOTAL: int(f.kv_fraction_of == "total"),
+        K.I_LOAD_CV_PM: int(round(pr.expert_load_cv * 1000)),
+        K.I_A2A_LL: int(f.low_latency_a2a),
+        K.I_FUSED_QUANT: int(f.fused_quant),
+        K.I_HOST_OP_NS: int(round(pr.eager_op_host_us * 1000)),
+        K.I_A2A_SM_PM: int(round(pr.a2a_compute_share * 1000)),
+    }

@@ -1,4 +1,4 @@
-"""Serving capacity: chips for a request rate under TPOT/TTFT SLOs, optionally with
+"""Serving capacity: the fewest chips for a request rate under TPOT/TTFT SLOs, optionally with
 prefill/decode disaggregation (separate pools, KV cache shipped between them over the
 scale-out network)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from estimator.catalog import Catalog, default_catalog
 from estimator.describe import kv_cache_bytes_per_token
 from estimator.errors import InfeasibleError, InputError, SuanliError
-from estimator.inference import KV_CODES, estimate_inference
+from estimator.inference import KV_CODES, default_kv_precision, estimate_inference
 from estimator.power import PUE_DEFAULT, cluster_power
 
 
@@ -33,6 +33,7 @@ class ServePlan:
     output_tokens_per_s: float
     power_mw: float | None
     power_basis: str
+    stack: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,9 +48,10 @@ def replica_sizes(node: int, ranks_per_chip: int, limit: int = 128) -> list[int]
     return sorted(set(s for s in sizes if s <= limit))
 
 
-def _best(model, chip, sizes, cat, **kw):
-    """Smallest chips-per-request-rate over replica sizes: (result, size)."""
-    best, best_eff = None, 0.0
+def _fewest(sizes, cat, model, chip, need, per_replica, **kw):
+    """Replica size with the fewest chips for the load: chips(n) = n * ceil(need / rate(n)),
+    ties broken by the better throughput per chip. Returns (result, size, replicas)."""
+    best, best_key = None, None
     errors = []
     for n in sizes:
         try:
@@ -57,9 +59,13 @@ def _best(model, chip, sizes, cat, **kw):
         except SuanliError as e:
             errors.append(f"{n} chips: {e}")
             continue
-        eff = r.output_tokens_per_s_per_chip if kw.get("phase") != "prefill" else r.input_tokens_per_s_per_chip
-        if eff > best_eff:
-            best, best_eff = (r, n), eff
+        rate = per_replica(r)
+        if rate <= 0:
+            continue
+        replicas = math.ceil(need / rate - 1e-9)
+        key = (replicas * n, -rate / n)
+        if best_key is None or key < best_key:
+            best, best_key = (r, n, replicas), key
     if best is None:
         raise InfeasibleError("no replica size works: " + (errors[-1] if errors else "no candidates"))
     return best
@@ -68,7 +74,10 @@ def _best(model, chip, sizes, cat, **kw):
 def serve_size(model, chip, *, qps: float, input_len: int, output_len: int, tpot_slo_ms=None,
                ttft_slo_ms=None, precision="bf16", kv_precision=None, disaggregate=False,
                spec_accept=1.0, system=None, pue=PUE_DEFAULT, catalog: Catalog | None = None,
-               max_replica_chips: int = 128) -> ServePlan:
+               max_replica_chips: int = 128, stack: str | None = None) -> ServePlan:
+    """Chips to serve ``qps`` requests/s: the replica size (and, disaggregated, the prefill and
+    decode pool sizes) needing the fewest chips, then the best throughput per chip among
+    equals."""
     if qps is None or qps <= 0:
         raise InputError(f"--qps must be positive (got {qps})")
     if output_len is None or output_len <= 0:
@@ -78,26 +87,30 @@ def serve_size(model, chip, *, qps: float, input_len: int, output_len: int, tpot
     s = cat.system_for(c, system)
     sizes = replica_sizes(s.chips_per_node, c.ranks_per_package, max_replica_chips)
     common = dict(input_len=input_len, precision=precision, kv_precision=kv_precision,
-                  spec_accept=spec_accept, system=s)
+                  spec_accept=spec_accept, system=s, stack=stack)
     if not disaggregate:
-        r, n = _best(model, c, sizes, cat, output_len=output_len, tpot_slo_ms=tpot_slo_ms,
-                     ttft_slo_ms=ttft_slo_ms, phase="e2e", **common)
-        rps = r.output_tokens_per_s / output_len
-        replicas = math.ceil(qps / rps)
+        r, n, replicas = _fewest(sizes, cat, model, c, qps * output_len,
+                                 lambda x: x.output_tokens_per_s, output_len=output_len,
+                                 tpot_slo_ms=tpot_slo_ms, ttft_slo_ms=ttft_slo_ms, phase="e2e",
+                                 **common)
         chips = replicas * n
         pw = cluster_power(c, s, chips, pue)
         return ServePlan(c.id, s.id, qps, False, chips, replicas, n, None, None, None,
                          r.plan, r.batch, r.ttft_ms, r.tpot_ms, None,
                          replicas * r.output_tokens_per_s,
-                         None if pw.facility_w is None else pw.facility_w / 1e6, pw.basis)
-    # prefill pool: saturated prompt throughput; decode pool: generation with KV at I + O/2
-    rp, n_p = _best(model, c, sizes, cat, output_len=0, ttft_slo_ms=ttft_slo_ms, phase="prefill", **common)
-    rd, n_d = _best(model, c, sizes, cat, output_len=output_len, tpot_slo_ms=tpot_slo_ms,
-                    phase="decode", **{**common, "input_len": input_len + output_len // 2})
-    prefill_chips = math.ceil(qps * input_len / (rp.input_tokens_per_s_per_chip * n_p)) * n_p
-    decode_chips = math.ceil(qps * output_len / (rd.output_tokens_per_s_per_chip * n_d)) * n_d
+                         None if pw.facility_w is None else pw.facility_w / 1e6, pw.basis,
+                         r.stack)
+    # prefill pool: saturated prompt throughput; decode pool: generation, KV held as the stack admits
+    rp, n_p, reps_p = _fewest(sizes, cat, model, c, qps * input_len,
+                              lambda x: x.input_tokens_per_s_per_chip * x.chips, output_len=0,
+                              ttft_slo_ms=ttft_slo_ms, phase="prefill", **common)
+    rd, n_d, reps_d = _fewest(sizes, cat, model, c, qps * output_len, lambda x: x.output_tokens_per_s,
+                              output_len=output_len, tpot_slo_ms=tpot_slo_ms, phase="decode",
+                              **common)
+    prefill_chips = reps_p * n_p
+    decode_chips = reps_d * n_d
     m = cat.model(model) if isinstance(model, str) else model
-    kvp = kv_precision or ("fp8" if precision in ("fp8", "fp4") else "bf16")
+    kvp = kv_precision or default_kv_precision(precision)
     kv_bytes = input_len * kv_cache_bytes_per_token(m, 2.0 if KV_CODES[kvp] == 0 else 1.0)
     nic = s.scale_out.nic_gbit_per_s_per_chip.value
     # the prompt's KV leaves the prefill replica over its chips' NICs in parallel
@@ -111,4 +124,4 @@ def serve_size(model, chip, *, qps: float, input_len: int, output_len: int, tpot
     return ServePlan(c.id, s.id, qps, True, chips, 0, 0, prefill_chips, decode_chips,
                      prefill_chips / decode_chips, {"prefill": rp.plan, "decode": rd.plan},
                      rd.batch, ttft, rd.tpot_ms, kv_ms, qps * output_len,
-                     None if pw.facility_w is None else pw.facility_w / 1e6, pw.basis)
+                     None if pw.facility_w is None else pw.facility_w / 1e6, pw.basis, rd.stack)

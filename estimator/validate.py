@@ -172,16 +172,22 @@ def _infer_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
         # "TP8 with attention DP" in engine docs: tp names the world size, attention runs DP
         kn["tp"] = max(1, ranks // (kn["dp"] * pp))
         notes.append("tp read as the world size with attention data parallel")
+    # optional columns (validation README): blank = the default
+    spec = _opt_float(r, "spec_accept", rowno)
+    if spec is not None and spec < 1.0:
+        raise InputError(f"row {rowno}: column 'spec_accept' must be >= 1 (mean tokens emitted per step)")
     res = estimate_inference(
         model, chip, chips=chips, input_len=_int(r, "input_len", rowno, True), output_len=o_len,
         system=(r.get("system") or "").strip() or None, tp=kn["tp"], pp=kn["pp"], ep=kn["ep"],
         dp=kn["dp"], batch=kn["batch"], tpot_slo_ms=_opt_float(r, "tpot_slo_ms", rowno),
         ttft_slo_ms=_opt_float(r, "ttft_slo_ms", rowno), precision=r["precision"].strip(),
-        phase=phase, catalog=cat)
+        kv_precision=(r.get("kv_precision") or "").strip() or None,
+        spec_accept=spec if spec is not None else 1.0,
+        stack=(r.get("stack") or "").strip() or None, phase=phase, catalog=cat)
     pred = {"output_tokens_per_s_per_chip": res.output_tokens_per_s_per_chip,
             "input_tokens_per_s_per_chip": res.input_tokens_per_s_per_chip,
             "tpot_ms": res.tpot_ms, "ttft_ms": res.ttft_ms}[metric]
-    plan = {**res.plan, "batch": res.batch}
+    plan = {**res.plan, "batch": res.batch, "stack": res.stack}
     return RowResult(id=r["id"], row=rowno, source=(r.get("source") or "").strip(), chip=res.chip,
                      model=res.model, metric=metric, predicted=pred, measured=measured,
                      ape=abs(pred - measured) / measured, plan=plan)

@@ -52,6 +52,16 @@ def domain_bw(hv, g_pkgs):
 
 
 @njit(cache=True, error_model="numpy")
+def mesh_factor(hv, g_pkgs):
+    """Share of a rank's scale-up bandwidth a group of ``g_pkgs`` packages can use
+    (:func:`domain_bw` / H_BW_UP): 1 on a switched domain, (g-1) pair links on a full mesh."""
+    full = hv[K.H_BW_UP]
+    if full <= 0.0:
+        return 1.0
+    return domain_bw(hv, g_pkgs) / full
+
+
+@njit(cache=True, error_model="numpy")
 def a2a_domain_bw(hv, g_pkgs):
     """Per-rank bandwidth of an all-to-all among ``g_pkgs`` packages of one domain. A torus is
     limited by its bisection: with side k = g^(1/d), 2 k^(d-1) links per direction cross the

@@ -76,7 +76,23 @@ H_ATT3_BWD = 36
 H_LP_INT8 = 37        # multiplier on the GEMM efficiency curve for int8
 H_GG_D0 = 38          # grouped (expert) GEMMs: narrow-dimension constant, x w / (w + D0)
 H_GG_FACTOR = 39      # grouped (expert) GEMMs: multiplier on the GEMM curve
-# 48-63: serving-side hardware terms
+# 48-63: serving-side hardware terms (efficiency.yaml serve_* fields; basis there)
+H_SV_LP_8 = 48        # multiplier on the class GEMM curve for 8-bit serving GEMMs (fp8, int8)
+H_SV_WS_16 = 49       # bytes/s per rank decode GEMMs reach streaming 16-bit weights
+H_SV_WS_8 = 50        # ... 8-bit weights (fp8, int8 W8A8)
+H_SV_WS_4 = 51        # ... 4-bit weights (fp4, int4 W4A16 / W4A8: dequant in the kernel)
+H_SV_QUANT_S = 52     # s per low-precision GEMM for an unfused activation quantisation kernel
+H_SV_KV_BW = 53       # bytes/s per rank decode attention reaches reading the paged KV cache
+H_SV_LP_16 = 54       # multiplier on the class GEMM curve for 16-bit serving GEMMs
+H_SV_ATT_DEC = 55     # fraction of 16-bit peak reached by compute-bound decode attention
+H_SV_AR_CUSTOM_S = 56 # s, latency of a one-shot all-reduce kernel inside the scale-up domain
+H_SV_AR_LIB_S = 57    # s, base latency of a library (NCCL / HCCL) all-reduce in the domain
+H_SV_COLL_BW = 58     # bytes/s per rank per direction reached by collectives at serving sizes
+H_SV_NVLS = 59        # 1 if the scale-up switch reduces in the network (NVLink SHARP)
+H_SV_A2A_S = 60       # s, latency of a low-latency MoE dispatch or combine kernel
+H_SV_KERNEL_S = 61    # s, device-side cost of one kernel in a captured graph (tiny-kernel floor)
+H_SV_AR_STEP_S = 62   # s, latency a library all-reduce adds per further rank
+H_SV_LP_4 = 63        # multiplier on the class GEMM curve for fp4 serving GEMMs (W4A4)
 H_CURVE_X = 64        # log10(GFLOP) breakpoints, H_CURVE_MAX entries
 H_CURVE_MAX = 8
 H_CURVE_Y = H_CURVE_X + H_CURVE_MAX
@@ -185,7 +201,24 @@ I_WPREC = 7           # WP_* code: weight/activation precision
 I_KVPREC = 8          # KV_* code
 I_SPEC_X100 = 9       # accepted tokens per decode step x 100 (100 = no speculative decoding)
 I_TBO = 10            # 1 = two-batch overlap: MoE all-to-all hidden behind the other half's compute
-I_SIZE = 11
+I_DRAFT = 11          # drafted tokens verified per sequence per decode step (0 = no speculation)
+# serving-stack knobs (hwspecs/stacks.yaml `serving:`), constant over one search
+I_GRAPHS = 12         # 1 = decode steps replay a captured graph (CUDA graphs, ACL graph, torchair)
+I_OVERLAP = 13        # 1 = host scheduling of step n+1 overlaps device step n
+I_MIXED = 14          # 1 = prefill tokens ride in decode steps (in-flight batching / chunked prefill)
+I_CHUNK = 15          # prefill tokens per engine iteration (max_num_tokens / chunked_prefill_size)
+I_KV_ADMIT = 16       # KVA_* code: KV reserved per admitted sequence
+I_CUSTOM_AR = 17      # 1 = one-shot / two-shot all-reduce kernels exist in the engine
+I_HOST_US = 18        # host microseconds per engine step (scheduler, sampling, bookkeeping)
+I_HOST_SEQ_NS = 19    # host nanoseconds per running sequence per step
+I_KV_FRAC_PM = 20     # KV-cache memory fraction, per mille
+I_KV_OF_TOTAL = 21    # 1 = the fraction is of total memory (vLLM, SGLang), 0 = of free memory
+I_LOAD_CV_PM = 22     # expert popularity CV across EP ranks after placement (EPLB), per mille
+I_A2A_LL = 23         # 1 = decode MoE dispatch/combine with low-latency kernels (DeepEP LL class)
+I_FUSED_QUANT = 24    # 1 = activation quantisation fused into the preceding kernel
+I_HOST_OP_NS = 25     # host nanoseconds to dispatch one operator without graph capture (eager)
+I_A2A_SM_PM = 26      # share of compute units the prefill all-to-all kernels occupy, per mille
+I_SIZE = 27
 
 WP_BF16 = 0
 WP_FP16 = 1
@@ -199,22 +232,33 @@ KV_BF16 = 0
 KV_FP8 = 1
 KV_INT8 = 2
 
+KVA_FULL = 0          # reserve input + output tokens at admission (TensorRT-LLM GUARANTEED_NO_EVICT)
+KVA_MEAN = 1          # paged blocks on demand: a sequence holds input + output/2 on average
+
 # ---- inference output matrix (float64) -----------------------------------------------------
 Q_TTFT = 0            # s: prefill of one request's input (whole replica)
-Q_TPOT = 1            # s: one decode step at the batch (per output token of a sequence)
+Q_TPOT = 1            # s per output token of a sequence: decode step / accepted tokens
 Q_OUT_TOK_S = 2       # output tokens/s of the replica (e2e: prefill amortised in)
 Q_IN_TOK_S = 3        # prefill tokens/s of the replica when saturated
 Q_MEM_WEIGHTS = 4     # bytes per rank
-Q_MEM_KV = 5          # bytes per rank for the batch's KV cache at full length
+Q_MEM_KV = 5          # bytes per rank for the batch's KV cache as admitted (Q_SEQ_KV per sequence)
 Q_MEM_ACT = 6         # bytes per rank of activation workspace
 Q_MEM_TOTAL = 7
 Q_KV_CAP_TOKENS = 8   # KV tokens the replica can hold
 Q_D_WEIGHTS = 9       # decode: time to stream the weights once per micro-batch (within layers)
 Q_D_KV = 10           # decode: time to stream the KV cache (within layers)
-Q_D_LAYERS = 11       # decode step parts (sum = TPOT x accepted tokens): per-layer ops
+Q_D_LAYERS = 11       # decode step parts (sum = TPOT x accepted): per-layer ops
 Q_D_COMM = 12         # TP all-reduce / EP all-to-all / PP sends
 Q_D_OVERHEAD = 13     # fixed per-step cost
 Q_P_COMPUTE = 14      # prefill breakdown, s (one request of I tokens)
 Q_P_COMM = 15
 Q_P_OVERHEAD = 16
-Q_SIZE = 17
+Q_D_ATTN = 17         # decode: attention kernels (within layers)
+Q_D_MOE_A2A = 18      # decode: MoE dispatch + combine exposed (within comm)
+Q_D_DRAFT = 19        # decode: draft / MTP passes (within layers)
+Q_D_PREFILL = 20      # e2e: prefill work per decode step (mixed tokens or separate iterations)
+Q_IMBALANCE = 21      # max / mean routed tokens over EP ranks in a decode step
+Q_SEQ_KV = 22         # KV tokens one admitted sequence holds under the stack's policy
+Q_TPOT_E2E = 23       # s per output token with the prefill work owed per step (e2e; = Q_TPOT
+                      #   when no output is generated)
+Q_SIZE = 24

@@ -562,9 +562,8 @@ def activation_costs(out, mv, sv, tp, cp, ep, seq, mbs, prec):
         a_m = layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, rc, prec, True) if moe else a_d
         out[2 * rc] = a_d
         out[2 * rc + 1] = a_m
-    # while a fully recomputed layer runs its backward, its activations exist again on top of
-    # the stored layer input
-    out[A_FULL_EXTRA] = max(full_d, full_m) - out[2 * K.RC_FULL]
+    out[A_FULL_EXTRA] = max(full_d, full_m) - out[2 * K.RC_FULL]   # (reported; assemble uses
+    # the layer kinds the busiest rank actually holds)
     out[A_LOGITS] = mbs * seq / cp * mv[K.M_VOCAB] / tp * (BF16_BYTES + FP32_BYTES)
 
 
@@ -723,7 +722,10 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
     extra = 0.0
     if rc == K.RC_FULL:
         act_mb = q * act_mb + (1.0 - q) * (nd * act[0] + nm * act[1])
-        extra = act[A_FULL_EXTRA]
+        # while a recomputed layer runs its backward its full activations exist again on top of
+        # its stored input: the largest kind of layer this rank holds
+        biggest = max(act[0] if nd > 0 else 0.0, act[1] if nm > 0 else 0.0)
+        extra = max(0.0, biggest - act[2 * K.RC_FULL])
     # the first stage holds the most micro-batches in flight (1F1B: min(m, pp); interleaved:
     # x (1 + (p-1)/(p v)), Korthikanti et al. 2022 sec. 4.2.3); the logits live on the last
     # stage, which holds one micro-batch

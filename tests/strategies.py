@@ -10,7 +10,7 @@ from kernels import layout as K
 _CAT = Catalog(use_env=False)
 CHIPS = ["h100-sxm", "a100-sxm4-80gb", "ascend-910b", "ascend-910c", "b200", "gb200", "h20", "mi300x",
          "tpu-v5p"]
-STACKS = sorted(_CAT.stacks().stacks)
+STACKS = sorted(s for s, v in _CAT.stacks().stacks.items() if v.training is not None)
 
 
 def stack_vector(name: str | None = None) -> np.ndarray:

@@ -26,7 +26,10 @@ def infer(
     precision: str = typer.Option("bf16", "--precision", help="bf16 | fp16 | fp8 | fp4 | int8 (W8A8) | int4 (W4A16) | w4a8"),
     kv_precision: Optional[str] = typer.Option(None, "--kv-precision", help="bf16 | fp8 | int8 (default fp8 with fp8/fp4 weights)"),
     phase: str = typer.Option("e2e", "--phase", help="prefill | decode | e2e"),
-    spec_accept: float = typer.Option(1.0, "--spec-accept", help="Accepted tokens per decode step (speculative decoding / MTP)."),
+    spec_accept: float = typer.Option(1.0, "--spec-accept", help="Mean tokens emitted per decode step (speculative decoding / MTP)."),
+    spec_draft: Optional[int] = typer.Option(None, "--spec-draft", help="Tokens drafted per step (default: the fewest that can emit --spec-accept)."),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Serving engine: trt-llm | vllm | sglang | mindie | vllm-ascend (default per chip class)."),
+    tbo: Optional[bool] = typer.Option(None, "--tbo/--no-tbo", help="Two-batch overlap of MoE communication (default: searched where the stack has it)."),
     derate: Optional[list[str]] = typer.Option(None, "--derate"),
     spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt,
 ):
@@ -37,6 +40,8 @@ def infer(
                            system=system, tp=tp, pp=pp, ep=ep, dp=dp, batch=batch,
                            tpot_slo_ms=tpot_slo_ms, ttft_slo_ms=ttft_slo_ms, precision=precision,
                            kv_precision=kv_precision, phase=phase, spec_accept=spec_accept,
+                           spec_draft=spec_draft, stack=stack,
+                           tbo=None if tbo is None else int(tbo),
                            catalog=_cat(spec_dir), overrides=parse_derate(derate))
     if as_json:
         emit_json(r.to_dict())
@@ -44,13 +49,16 @@ def infer(
     p = r.plan
     kv("suanli infer", [
         ("model / chip / system", f"{r.model} on {r.chips} x {r.chip} ({r.system}), {r.phase}"),
+        ("serving stack", r.stack),
         ("plan", f"tp{p['tp']} pp{p['pp']} ep{p['ep']} dp{p['dp']} {p['precision']} kv:{p['kv_precision']}"
-                 + (" two-batch-overlap" if p["two_batch_overlap"] else "")),
+                 + (" two-batch-overlap" if p["two_batch_overlap"] else "")
+                 + (f" spec {p['spec_draft']} drafted / {p['spec_accept']:g} emitted" if p["spec_draft"] else "")),
         ("batch (max by memory)", f"{r.batch} ({r.max_batch_by_memory})"),
         ("TTFT ms", r.ttft_ms), ("TPOT ms", r.tpot_ms),
         ("output tokens/s (replica)", r.output_tokens_per_s),
         ("output tokens/s per chip", r.output_tokens_per_s_per_chip),
         ("input tokens/s per chip (prefill saturated)", r.input_tokens_per_s_per_chip),
+        ("MoE max/mean load over EP ranks", r.expert_imbalance),
         ("weights / KV / total GB per chip", f"{r.weights_gb_per_chip:.1f} / {r.kv_cache_gb_per_chip:.1f} / "
                                              f"{r.memory_gb_per_chip:.1f} of {r.memory_capacity_gb_per_chip:.1f}"),
         ("plans / batches evaluated", f"{r.search['plans']} / {r.search['evaluated']}")])
@@ -70,10 +78,11 @@ def serve_size_cmd(
     precision: str = typer.Option("bf16", "--precision"), kv_precision: Optional[str] = typer.Option(None, "--kv-precision"),
     disaggregate: bool = typer.Option(False, "--disaggregate", help="Separate prefill and decode pools."),
     spec_accept: float = typer.Option(1.0, "--spec-accept"),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Serving engine (default per chip class)."),
     system: Optional[str] = typer.Option(None, "--system"), pue: float = typer.Option(1.3, "--pue"),
     spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt,
 ):
-    """Chips (and the prefill/decode split) to serve a request rate under SLOs, with power."""
+    """Fewest chips (and the prefill/decode split) to serve a request rate under SLOs, with power."""
     from estimator.errors import InputError
     from estimator.serving import serve_size
 
@@ -82,11 +91,12 @@ def serve_size_cmd(
     r = serve_size(model, chip, qps=qps, input_len=input_len, output_len=output_len,
                    tpot_slo_ms=tpot_slo_ms, ttft_slo_ms=ttft_slo_ms, precision=precision,
                    kv_precision=kv_precision, disaggregate=disaggregate, spec_accept=spec_accept,
-                   system=system, pue=pue, catalog=_cat(spec_dir))
+                   system=system, pue=pue, catalog=_cat(spec_dir), stack=stack)
     if as_json:
         emit_json(r.to_dict())
         return
-    rows = [("model / chip", f"{model} on {r.chip} ({r.system})"), ("requests/s", r.qps), ("chips", r.chips)]
+    rows = [("model / chip", f"{model} on {r.chip} ({r.system})"), ("serving stack", r.stack),
+            ("requests/s", r.qps), ("chips", r.chips)]
     if r.disaggregated:
         rows += [("prefill chips", r.prefill_chips), ("decode chips", r.decode_chips),
                  ("prefill : decode", r.prefill_decode_ratio), ("KV transfer ms", r.kv_transfer_ms)]

@@ -92,6 +92,68 @@ class EfficiencySpec(Strict):
     #: coefficient of variation of per-node step time (straggler model)
     straggler_cv: float = Field(ge=0, le=1)
 
+    # ---- serving kernels (optional; a class that leaves one out gets the stated fallback) ----
+    #: fraction of the HBM peak decode GEMMs reach streaming their weights, per weight width:
+    #: keys bf16 (16-bit), fp8 (8-bit: fp8, int8 W8A8), fp4 (4-bit: fp4, int4 W4A16/W4A8);
+    #: a missing key falls back to ``hbm``
+    serve_weight_stream: dict[str, float] = Field(default_factory=dict)
+    #: fraction of each precision's peak that large serving GEMMs reach (M, N, K >= 4096), by
+    #: width: bf16 (16-bit), fp8 (8-bit: fp8, int8 W8A8), fp4 (W4A4); the serving GEMM then uses
+    #: the class curve scaled so that its top is this plateau
+    serve_gemm_plateau: dict[str, float] = Field(default_factory=dict)
+    #: where no plateau is measured: multiplier on the class curve by width (e.g. an 8-bit
+    #: kernel's plateau over the 16-bit one in the same benchmark); missing = 1.0 for bf16,
+    #: low_precision_factor for fp8 / fp4
+    serve_gemm_factor: dict[str, float] = Field(default_factory=dict)
+    #: microseconds of one activation-quantisation kernel before a low-precision GEMM, charged
+    #: when the serving stack does not fuse it into the preceding kernel (None = kernel_overhead_us)
+    serve_quant_us: Optional[float] = Field(default=None, ge=0)
+    #: fraction of the HBM peak decode attention reaches reading the paged KV cache (None = hbm)
+    serve_kv_read: Optional[float] = Field(default=None, gt=0, le=1)
+    #: fraction of the 16-bit peak reached by compute-bound decode attention (MLA absorbed
+    #: decode, speculative verification) (None = attention_fwd)
+    serve_decode_attention: Optional[float] = Field(default=None, gt=0, le=1)
+    #: microseconds of a one-shot all-reduce kernel at the smallest sizes, inside the scale-up
+    #: domain (None = latency_scale_up_us)
+    serve_allreduce_custom_us: Optional[float] = Field(default=None, ge=0)
+    #: microseconds of a library (NCCL / HCCL) all-reduce at the smallest sizes, less the
+    #: per-rank step below (None = latency_scale_up_us)
+    serve_allreduce_library_us: Optional[float] = Field(default=None, ge=0)
+    #: microseconds a library all-reduce (or all-to-all) adds per further rank in the domain
+    #: (None = latency_scale_up_us)
+    serve_allreduce_step_us: Optional[float] = Field(default=None, ge=0)
+    #: fraction of the scale-up link peak (per direction) that all-reduce reaches at serving
+    #: message sizes (kilobytes to tens of megabytes) (None = scale_up)
+    serve_collective_bw: Optional[float] = Field(default=None, gt=0, le=1)
+    #: the scale-up switch reduces in the network (NVLink SHARP); the system must be switched
+    serve_nvls: bool = False
+    #: microseconds of one low-latency MoE dispatch or combine kernel beyond its bandwidth term
+    #: (None = latency_scale_out_us)
+    serve_a2a_latency_us: Optional[float] = Field(default=None, ge=0)
+    #: microseconds one kernel costs on the device inside a captured graph (the floor of a tiny
+    #: kernel in decode) (None = kernel_overhead_us)
+    serve_kernel_us: Optional[float] = Field(default=None, ge=0)
+
+    @field_validator("serve_weight_stream")
+    @classmethod
+    def _ws(cls, v: dict[str, float]):
+        for k, x in v.items():
+            if k not in ("bf16", "fp8", "fp4"):
+                raise ValueError(f"unknown weight width '{k}' (known: bf16, fp8, fp4)")
+            if not (0 < x <= 1):
+                raise ValueError(f"fraction for {k} must be in (0, 1]")
+        return v
+
+    @field_validator("serve_gemm_factor", "serve_gemm_plateau")
+    @classmethod
+    def _gf(cls, v: dict[str, float]):
+        for k, x in v.items():
+            if k not in ("bf16", "fp8", "fp4"):
+                raise ValueError(f"unknown weight width '{k}' (known: bf16, fp8, fp4)")
+            if not (0 < x <= 1.5):
+                raise ValueError(f"value for {k} must be in (0, 1.5]")
+        return v
+
     @field_validator("low_precision_factor")
     @classmethod
     def _lpf(cls, v: dict[str, float]):

@@ -1,4 +1,5 @@
-"""Software stacks: what the training framework can do, as feature flags (not speed factors).
+"""Software stacks: what the training framework or serving engine can do, as feature flags
+(not speed factors).
 
 A stack declares which overlaps, fusions, kernels and ZeRO stages exist in the software that
 ran (or will run) a job. Hardware efficiencies stay in the chip class (efficiency.yaml); the
@@ -105,6 +106,75 @@ class TrainingStack(Strict):
     params: TrainingParams
 
 
+SERVE_PRECISIONS = ("bf16", "fp16", "fp8", "fp4", "int8", "int4", "w4a8")
+
+
+class ServingFeatures(Strict):
+    """What a serving engine does (feature flags, not speed factors)."""
+
+    #: decode steps replay a captured graph (CUDA graphs, Ascend ACL graph / torchair): no host
+    #: dispatch per operator; without it every operator costs a host dispatch
+    graphs: bool
+    #: host scheduling of step n+1 runs while the device executes step n (TensorRT-LLM overlap
+    #: scheduler, SGLang zero-overhead scheduler, vLLM async scheduling)
+    overlap_scheduler: bool
+    #: prefill tokens ride in decode steps up to the chunk (in-flight batching, chunked
+    #: prefill); else prefill runs as separate iterations that stall decode
+    mixed_batching: bool
+    #: KV reserved per admitted sequence: reserve_full = input + output tokens up front
+    #: (TensorRT-LLM GUARANTEED_NO_EVICT), on_demand = paged blocks as tokens arrive, so a
+    #: sequence holds input + output/2 on average over its life (vLLM, SGLang)
+    kv_admission: Literal["reserve_full", "on_demand"]
+    #: the KV-cache fraction is of total device memory (vLLM gpu_memory_utilization, SGLang
+    #: mem_fraction_static) or of the memory left after weights and workspace (TensorRT-LLM)
+    kv_fraction_of: Literal["total", "free"]
+    #: one-shot / two-shot all-reduce kernels for small messages (else the library's)
+    custom_allreduce: bool
+    #: MoE dispatch/combine in decode with low-latency kernels (DeepEP low-latency class)
+    low_latency_a2a: bool
+    #: two-batch overlap of MoE communication with the other half-batch's compute exists
+    two_batch_overlap: bool
+    #: activation quantisation fused into the preceding kernel (norm+quant, act+quant)
+    fused_quant: bool
+    #: speculative decoding / MTP exists
+    speculative: bool
+    #: weight precisions the engine serves
+    precisions: list[str]
+
+    @field_validator("precisions")
+    @classmethod
+    def _precs(cls, v: list[str]):
+        bad = [p for p in v if p not in SERVE_PRECISIONS]
+        if not v or bad:
+            raise ValueError(f"precisions must be a non-empty list of {', '.join(SERVE_PRECISIONS)}")
+        return v
+
+
+class ServingParams(Strict):
+    #: prefill tokens per engine iteration (max_num_tokens / chunked_prefill_size)
+    prefill_chunk_tokens: int = Field(ge=64, le=1_048_576)
+    #: memory fraction given to the KV cache (see kv_fraction_of)
+    kv_memory_fraction: float = Field(gt=0, le=1)
+    #: host microseconds per engine step (scheduling, sampling, bookkeeping, graph launch)
+    step_host_us: float = Field(ge=0, le=1e6)
+    #: host microseconds per running sequence per step
+    step_host_us_per_seq: float = Field(ge=0, le=1e4)
+    #: coefficient of variation of expert popularity left after the engine's expert placement
+    #: (EPLB redundant experts lower it)
+    expert_load_cv: float = Field(ge=0, le=3)
+    #: host microseconds to dispatch one operator without graph capture (Python module and
+    #: framework dispatch plus the runtime's launch)
+    eager_op_host_us: float = Field(ge=0, le=1e4)
+    #: share of the compute units the high-throughput (prefill) all-to-all kernels occupy while
+    #: they run, taken from the compute they overlap with two-batch overlap
+    a2a_compute_share: float = Field(ge=0, lt=0.9)
+
+
+class ServingStack(Strict):
+    features: ServingFeatures
+    params: ServingParams
+
+
 class StackSpec(Strict):
     name: str
     aliases: list[str] = Field(default_factory=list)
@@ -117,6 +187,7 @@ class StackSpec(Strict):
     prior: Optional[dict[str, float]] = None
     #: what the fit used and found (data, rows, date, values with standard errors)
     calibration: Optional[dict[str, object]] = None
+    serving: Optional[ServingStack] = None
 
     @field_validator("aliases")
     @classmethod
@@ -127,6 +198,8 @@ class StackSpec(Strict):
 class StackFile(Strict):
     #: default training stack per efficiency class ("*" = any other class)
     default_training: dict[str, str]
+    #: default serving stack per efficiency class ("*" = any other class)
+    default_serving: dict[str, str] = Field(default_factory=dict)
     stacks: dict[str, StackSpec]
 
     @model_validator(mode="after")
@@ -136,7 +209,9 @@ class StackFile(Strict):
         for sid, s in self.stacks.items():
             if not re.match(ID_PATTERN, sid):
                 raise ValueError(f"stack id '{sid}' must be lower-case letters, digits, '.', '-'")
-            bad = [f for f in s.fitted if s.training is None or f not in TrainingParams.model_fields]
+            known = set(TrainingParams.model_fields if s.training is not None else ())
+            known |= set(ServingParams.model_fields if s.serving is not None else ())
+            bad = [f for f in s.fitted if f not in known]
             if bad:
                 raise ValueError(f"stacks.{sid}.fitted: unknown parameter(s) {bad}")
         if "*" not in self.default_training:
@@ -144,6 +219,11 @@ class StackFile(Strict):
         for cls_, sid in self.default_training.items():
             if sid not in self.stacks or self.stacks[sid].training is None:
                 raise ValueError(f"default_training.{cls_}: '{sid}' is not a training stack")
+        if self.default_serving and "*" not in self.default_serving:
+            raise ValueError("default_serving needs a '*' entry")
+        for cls_, sid in self.default_serving.items():
+            if sid not in self.stacks or self.stacks[sid].serving is None:
+                raise ValueError(f"default_serving.{cls_}: '{sid}' is not a serving stack")
         seen: dict[str, str] = {}
         for sid, s in self.stacks.items():
             for key in [sid, *s.aliases]:
@@ -167,3 +247,8 @@ class StackFile(Strict):
 
     def default_for(self, eff_class: str) -> str:
         return self.default_training.get(eff_class, self.default_training["*"])
+
+    def default_serving_for(self, eff_class: str) -> str | None:
+        if not self.default_serving:
+            return None
+        return self.default_serving.get(eff_class, self.default_serving["*"])
