@@ -41,4 +41,12 @@ class InfeasibleError(SuanliError):
 
 
 class InputError(SuanliError):
-    """A bad flag value or argument (negative count, unparsable token string...)."""
+    """A bad argument value (negative count, NaN, unparsable token string...).
+
+    ``param`` names the library parameter when the message starts with it (``"chips must be
+    positive (got 0)"``); the command line rewrites that name as its flag (``--chips``).
+    """
+
+    def __init__(self, message: str, param: str | None = None):
+        self.param = param
+        super().__init__(message)
