@@ -9,7 +9,10 @@ Lookup order for ``--chip/--system/--model NAME``:
 3. a path to a YAML file.
 
 A spec folder uses the built-in layout: ``chips/*.yaml``, ``systems/*.yaml``,
-``models/*.yaml``. Two files in one folder that claim the same id or alias are an error.
+``models/*.yaml`` (and optionally ``efficiency.yaml``). Two files in one folder that claim the
+same id or alias are an error, and so is a folder holding spec YAML files at its top level
+(they would be ignored). :meth:`Catalog.provenance` says which file a spec came from and
+which built-in spec it replaces.
 """
 from __future__ import annotations
 
@@ -69,6 +72,17 @@ def _load_folder(kind: str, folder: Path) -> _Index:
     return idx
 
 
+def _check_layout(folder: Path) -> None:
+    """Refuse a spec folder whose YAML files sit at its top level: they would be ignored."""
+    stray = sorted(p.name for p in folder.glob("*.y*ml")
+                   if p.suffix in (".yaml", ".yml") and p.name not in ("efficiency.yaml", "efficiency.yml"))
+    if stray:
+        shown = ", ".join(stray[:3]) + (f" and {len(stray) - 3} more" if len(stray) > 3 else "")
+        raise SpecError(str(folder), None,
+                        f"YAML files at the top level ({shown}) are not read: put chip specs in "
+                        f"{folder / 'chips'}, systems in {folder / 'systems'}, models in {folder / 'models'}")
+
+
 class Catalog:
     """All specs visible to one command. Cheap to build; folders load on first use."""
 
@@ -79,6 +93,7 @@ class Catalog:
         for d in dirs:
             if not d.is_dir():
                 raise SpecError(str(d), None, "spec folder does not exist or is not a directory")
+            _check_layout(d)
         self.user_dirs = dirs
         self._layers: dict[str, list[_Index]] = {}
         self._eff: EfficiencyFile | None = None
@@ -103,6 +118,27 @@ class Catalog:
             if sid in idx.by_id:
                 return idx.origin[sid]
         return ""
+
+    def provenance(self, kind: str, spec) -> dict:
+        """Where a spec came from: ``{"file", "user_spec", "replaces"}``.
+
+        ``replaces`` lists the built-in specs ({"id", "file"}) that this user spec hides (same
+        id, or an alias equal to a built-in id or alias); empty for built-ins and for specs
+        read from a path."""
+        sid = _spec_id(kind, spec)
+        layers = self._indexes(kind)
+        builtin = layers[-1]
+        for idx in layers[:-1]:
+            if idx.by_id.get(sid) is spec:
+                hidden = []
+                for key in [sid, *spec.aliases]:
+                    bid = key if key in builtin.by_id else builtin.alias.get(key)
+                    if bid is not None and all(h["id"] != bid for h in hidden):
+                        hidden.append({"id": bid, "file": builtin.origin[bid]})
+                return {"file": idx.origin[sid], "user_spec": True, "replaces": hidden}
+        if builtin.by_id.get(sid) is spec:
+            return {"file": builtin.origin[sid], "user_spec": False, "replaces": []}
+        return {"file": None, "user_spec": True, "replaces": []}
 
     def get(self, kind: str, name: str):
         """Resolve an id, alias or YAML path; raise UnknownIdError with close matches."""
