@@ -219,8 +219,8 @@ def _add_result_examples() -> None:
 
     >>> from estimator import estimate_inference
     >>> r = estimate_inference("llama3-8b", "h100", chips=1, input_len=500, output_len=100)
-    >>> r.batch >= 1 and r.memory_gb_per_chip <= r.memory_capacity_gb_per_chip
-    True
+    >>> r.batch >= 1, bool(r.memory_gb_per_chip <= r.memory_capacity_gb_per_chip)
+    (True, True)
 """,
     }
     for cls, text in examples.items():

@@ -110,6 +110,9 @@ def check_derate(overrides: dict | None) -> dict:
     for k, v in overrides.items():
         if k not in DERATE_KEYS:
             raise InputError(f"overrides: unknown key {k!r} (keys: {', '.join(DERATE_KEYS)})", "overrides")
-        check("derate", v, label=f"overrides[{k!r}]")
+        try:
+            check("derate", v, label=f"overrides[{k!r}]")
+        except InputError as e:
+            raise InputError(str(e), "overrides") from None
         out[k] = float(v)
     return out

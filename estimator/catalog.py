@@ -84,7 +84,18 @@ def _check_layout(folder: Path) -> None:
 
 
 class Catalog:
-    """All specs visible to one command. Cheap to build; folders load on first use."""
+    """All specs visible to one command. Cheap to build; folders load on first use.
+
+    ``spec_dirs`` are user folders (layout chips/, systems/, models/) searched before the
+    built-in catalog; ``use_env`` adds the folders in ``SUANLI_SPEC_PATH``.
+
+    >>> from estimator import Catalog
+    >>> cat = Catalog(use_env=False)
+    >>> cat.chip("h100").id, cat.system_for(cat.chip("h100"), None).id
+    ('h100-sxm', 'dgx-h100')
+    >>> cat.provenance("chip", cat.chip("h100"))["user_spec"]
+    False
+    """
 
     def __init__(self, spec_dirs: list[str | os.PathLike] | None = None, use_env: bool = True):
         dirs: list[Path] = [Path(d) for d in (spec_dirs or [])]

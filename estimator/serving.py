@@ -26,6 +26,15 @@ def auto_serving_precision(chip) -> str:
 
 @dataclass
 class ServePlan:
+    """Chips to serve a request rate: replicas (or prefill and decode pools), plan, latencies
+    and power.
+
+    >>> from estimator import serve_size
+    >>> p = serve_size("llama3-8b", "h100", qps=5, input_len=1000, output_len=200, tpot_slo_ms=50)
+    >>> p.chips == p.replicas * p.replica_chips, p.tpot_ms <= 50
+    (True, True)
+    """
+
     chip: str
     system: str
     qps: float
@@ -86,6 +95,17 @@ def serve_size(model, chip, *, qps: float, input_len: int, output_len: int, tpot
                ttft_slo_ms=None, precision="bf16", kv_precision=None, disaggregate=False,
                spec_accept=1.0, system=None, pue=PUE_DEFAULT, catalog: Catalog | None = None,
                max_replica_chips: int = 128) -> ServePlan:
+    """Chips to serve ``qps`` requests/s of ``input_len`` + ``output_len`` tokens under the
+    TPOT/TTFT SLOs: the replica size with the most output per chip, or with
+    ``disaggregate=True`` separate prefill and decode pools. ``precision="auto"``: fp8, else
+    int8, else bf16, as the chip has.
+
+    >>> from estimator import serve_size
+    >>> p = serve_size("llama3-8b", "h20", qps=20, input_len=2000, output_len=500,
+    ...                tpot_slo_ms=50, precision="auto", disaggregate=True)
+    >>> p.chips == p.prefill_chips + p.decode_chips, p.plan["decode"]["precision"]
+    (True, 'fp8')
+    """
     check("qps", qps)
     check("input_len", input_len)
     check("output_len", output_len)

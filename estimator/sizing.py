@@ -27,7 +27,6 @@ from estimator.errors import InfeasibleError, InputError, PlanError
 from estimator.goodput import (DEFAULT_CKPT_GB_PER_S_PER_NODE, DEFAULT_MTBF_CHIP_H,
                                DEFAULT_RESTART_S, goodput)
 from estimator.power import PUE_DEFAULT, cluster_power
-from estimator.training import estimate_training
 
 MAX_CHIPS_DEFAULT = 200_000
 #: after bisection, every node multiple this close below the answer is evaluated as well
@@ -42,8 +41,13 @@ class JobSpec:
     ``precision`` may be a precision name, ``"auto"`` or None (both: search every precision
     the chip supports). ``tokens`` may be a number or a string such as ``"15T"``.
 
+    >>> from estimator import JobSpec
     >>> JobSpec(model="llama3-8b", gbs=256, seq_len=4096, tokens="1T").tokens
     1000000000000.0
+    >>> JobSpec(model="llama3-8b", pue=0.9)
+    Traceback (most recent call last):
+    ...
+    estimator.errors.InputError: pue must be at least 1 (got 0.9)
     """
 
     model: object
@@ -75,6 +79,17 @@ class JobSpec:
 
 @dataclass
 class ClusterRow:
+    """One cluster's answer: the best plan, throughput, days (with failures), power, energy.
+
+    ``chips`` is what the answer uses; ``chips_requested`` is set when that is fewer than the
+    count asked for (``note`` says why); ``fits`` is False with ``why`` when nothing fits.
+
+    >>> from estimator import JobSpec, evaluate_cluster
+    >>> row = evaluate_cluster(JobSpec(model="llama3-8b", gbs=64, seq_len=4096, tokens="1T"), "h100", 16)
+    >>> row.fits, row.nodes, row.days_with_failures >= row.days > 0, row.power_mw > 0
+    (True, 2, True, True)
+    """
+
     chip: str
     system: str
     chips: int
@@ -130,6 +145,8 @@ def fallback_counts(n: int, node: int) -> list[int]:
 
 def evaluate_cluster(job: JobSpec, chip, chips: int, system=None, catalog: Catalog | None = None) -> ClusterRow:
     """Best plan on exactly ``chips`` chips, with power, energy and goodput."""
+    from estimator.training import estimate_training  # numba loads on first use
+
     cat = catalog or default_catalog()
     c = chip if not isinstance(chip, str) else cat.chip(chip)
     s = system if (system is not None and not isinstance(system, str)) else cat.system_for(c, system)
@@ -155,7 +172,7 @@ def evaluate_cluster(job: JobSpec, chip, chips: int, system=None, catalog: Catal
         row.energy_kwh_per_1m_tokens = pw.facility_w / r.tokens_per_s * 1e6 / 3.6e6
     if job.tokens is not None:
         from estimator.describe import model_summary
-        params = model_summary(cat.model(job.model) if isinstance(job.model, str) else job.model)["params_b"] * 1e9
+        params = float(model_summary(cat.model(job.model) if isinstance(job.model, str) else job.model)["params_b"]) * 1e9
         row.days = r.days_to_train
         g = goodput(chips, nodes, params, row.days, job.mtbf_chip_h, job.ckpt_gb_per_s_per_node, job.restart_s)
         row.goodput = g.goodput
@@ -328,7 +345,17 @@ def smallest_meeting(job: JobSpec, chip, target_tokens_per_s: float, system=None
 
 def size_for_time(job: JobSpec, chip, days: float, system=None, catalog=None,
                   max_chips: int = MAX_CHIPS_DEFAULT):
-    """Smallest cluster that trains ``job.tokens`` in ``days`` (failures included)."""
+    """Smallest cluster (to the nearest node) that trains ``job.tokens`` in ``days``, failures
+    included. Returns (answer row, every evaluated count as a row).
+
+    >>> from estimator import JobSpec, size_for_time
+    >>> job = JobSpec(model="llama3-8b", gbs=512, seq_len=4096, tokens="1T")
+    >>> row, tried = size_for_time(job, "h100", 10)
+    >>> row.days_with_failures <= 10, row.chips % 8
+    (True, 0)
+    >>> all(r.days_with_failures > 10 for r in tried if r.fits and r.chips < row.chips)
+    True
+    """
     if job.tokens is None:
         raise InputError("days needs the job's token count (tokens)", "days")
     check("days", days)
@@ -337,9 +364,15 @@ def size_for_time(job: JobSpec, chip, days: float, system=None, catalog=None,
 
 def match_cluster(job: JobSpec, chip, ref_chip: str, ref_chips: int, system=None, catalog=None,
                   max_chips: int = MAX_CHIPS_DEFAULT):
-    """How many ``chip`` give the training throughput of ``ref_chips`` x ``ref_chip``.
+    """How many ``chip`` give the training throughput of ``ref_chips`` x ``ref_chip``, to the
+    nearest node. Returns (reference row, answer row, evaluated rows).
 
-    Returns (reference row, answer row, evaluated rows)."""
+    >>> from estimator import JobSpec, match_cluster
+    >>> job = JobSpec(model="llama3-8b", gbs=256, seq_len=4096)
+    >>> ref, row, tried = match_cluster(job, "ascend-910b", "h100-sxm", 64)
+    >>> row.tokens_per_s >= ref.tokens_per_s, row.chips > 64
+    (True, True)
+    """
     check("ref_chips", ref_chips)
     cat = catalog or default_catalog()
     ref = evaluate_cluster(job, ref_chip, ref_chips, None, cat)
@@ -366,7 +399,13 @@ def fastest_under_power(job: JobSpec, chip, budget_mw: float, system=None, catal
     """The fastest cluster of ``chip`` whose facility power fits in ``budget_mw``.
 
     Returns (answer, evaluated rows). The answer is the best plan on at most the chips the
-    budget powers; ``chips_requested`` says how many that is when the answer uses fewer."""
+    budget powers; ``chips_requested`` says how many that is when the answer uses fewer.
+
+    >>> from estimator import JobSpec, fastest_under_power
+    >>> row, tried = fastest_under_power(JobSpec(model="llama3-8b", gbs=512, seq_len=4096), "h100", 0.5)
+    >>> row.fits, row.power_mw <= 0.5
+    (True, True)
+    """
     check("power_budget_mw", budget_mw)
     cat = catalog or default_catalog()
     c, s = _resolve(chip, system, cat)
@@ -406,7 +445,13 @@ def compare(job: JobSpec, chips: list[str], *, cluster_chips: int | None = None,
             progress=None) -> list[ClusterRow]:
     """One row per chip under one of three framings: same chip count (rounded up to whole
     nodes; the best plan on at most that many), same facility power, or the smallest cluster
-    that finishes in ``days``."""
+    that finishes in ``days``. ``chips`` entries may be CHIP@SYSTEM.
+
+    >>> from estimator import JobSpec, compare
+    >>> rows = compare(JobSpec(model="llama3-8b", gbs=256, seq_len=4096), ["h100", "h20"], cluster_chips=64)
+    >>> [r.chip for r in rows], rows[0].ratio_to_first, rows[1].ratio_to_first < 1
+    (['h100-sxm', 'h20'], 1.0, True)
+    """
     modes = sum(x is not None for x in (cluster_chips, equal_power_mw, days))
     if modes != 1:
         raise InputError("give exactly one of cluster_chips, equal_power_mw, or days (with tokens)",
@@ -486,7 +531,13 @@ def parse_range(text: str) -> list[int]:
 def sweep(job: JobSpec, chip, counts: list[int], system=None, catalog: Catalog | None = None,
           progress=None) -> list[ClusterRow]:
     """One row per count (in the order given): the best plan on at most that many chips, so
-    tokens/s never falls as the count grows."""
+    tokens/s never falls as the count grows.
+
+    >>> from estimator import JobSpec, sweep
+    >>> rows = sweep(JobSpec(model="llama3-8b", gbs=256, seq_len=4096), "h100", [8, 16, 32])
+    >>> [r.chips for r in rows], rows[0].tokens_per_s < rows[1].tokens_per_s < rows[2].tokens_per_s
+    ([8, 16, 32], True)
+    """
     for n in counts:
         check("chips", n)
     cat = catalog or default_catalog()

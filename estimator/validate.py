@@ -189,6 +189,21 @@ def _summary(apes: list[float]) -> dict:
 
 
 def validate_file(path: str | Path, catalog: Catalog | None = None, progress=None) -> dict:
+    r"""Predicted vs measured for every row of a validation CSV (training or inference schema,
+    shared/data/validation/README.md). Bad rows are skipped with their row number and reason.
+
+    Returns {"rows", "skipped", "summary" (APE median/mean/p90/max), "by_source", "by_chip"}.
+
+    >>> from pathlib import Path
+    >>> import estimator, tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "runs.csv"
+    >>> _ = p.write_text("id,model,chip,chips,gbs,seq_len,precision,metric,measured\n"
+    ...                  "a,llama3-8b,h100,8,64,4096,bf16,mfu,0.4\n"
+    ...                  "b,llama3-8b,h100,8,64,4096,bf16,mfu,40\n")
+    >>> rep = estimator.validate_file(p)
+    >>> rep["summary"]["count"], [s["reason"][:30] for s in rep["skipped"]]
+    (1, ['row 3: an MFU of 40 is above 1'])
+    """
     cat = catalog or Catalog()
     rows, cols = read_rows(path)
     base = Path(path).resolve().parent
