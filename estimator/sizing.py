@@ -32,6 +32,8 @@ MAX_CHIPS_DEFAULT = 200_000
 #: after bisection, every node multiple this close below the answer is evaluated as well
 _SCAN_FRACTION = 0.01
 _SCAN_NODES = 4
+#: at most this many full plan searches while narrowing a bracket (beyond the coarse scan)
+_REFINE_BUDGET = 64
 
 
 @dataclass
@@ -265,30 +267,65 @@ class _Counts:
         return [self.rows[n] for n in sorted(self.rows)]
 
 
-def _probe(lo: int, hi: int, node: int) -> int | None:
-    """A node multiple strictly between ``lo`` and ``hi``: in the middle half of the bracket,
-    the one with the most factors of two in its node count (closest to the centre on ties)."""
+def _probe(lo: int, hi: int, node: int, ranks_per_chip: int = 1, gbs: int = 1) -> int | None:
+    """A node multiple strictly between ``lo`` and ``hi`` to evaluate next: in the middle half
+    of the bracket, the count a parallel plan can use best. That is the one whose ranks leave
+    the smallest factor outside the global batch (data parallelism takes any divisor of the
+    batch; what is left must go to tensor, context or pipeline parallelism), then the one with
+    the most factors of two, then the one closest to the centre."""
     a, b = lo // node + 1, (hi - 1) // node          # node counts strictly inside
     if a > b:
         return None
     q = (b - a) // 4
-    L, H = a + q, b - q
     centre = (a + b) / 2
-    t = max(H, 1).bit_length()
-    while t >= 0:
-        step = 1 << t
-        first = -(-L // step) * step
-        if first <= H:
-            ks = range(first, H + 1, step)
-            return node * min(ks, key=lambda k: (abs(k - centre), k))
-        t -= 1
-    return None  # pragma: no cover  (t = 0 always finds one)
+
+    def key(k: int):
+        ranks = k * node * ranks_per_chip
+        v2 = (k & -k).bit_length()
+        return (ranks // math.gcd(ranks, gbs), -v2, abs(k - centre), k)
+
+    return node * min(range(a + q, b - q + 1), key=key)
 
 
 def _resolve(chip, system, cat: Catalog):
     c = cat.chip(chip) if isinstance(chip, str) else chip
     s = system if (system is not None and not isinstance(system, str)) else cat.system_for(c, system)
     return c, s
+
+
+def _awkward(n: int, ranks_per_chip: int, gbs: int) -> int:
+    """The factor of a count's ranks that data parallelism cannot take (it divides the global
+    batch); tensor, context or pipeline parallelism must take the rest. 1 = pure DP possible."""
+    ranks = n * ranks_per_chip
+    return ranks // math.gcd(ranks, gbs)
+
+
+def _refine(ev: "_Counts", hi: int, target: float) -> int:
+    """Narrow ``hi`` (a count that meets ``target``) towards the smallest count that does.
+
+    Counts between hi/2 and hi are grouped by how awkward they are for a plan
+    (:func:`_awkward`); inside a group, throughput grows with the count, so each group is
+    bisected, the friendliest groups first, each bounded by the best answer so far. Counts that
+    admit no plan at all (:func:`stray_factor`) are skipped without a search."""
+    job, node, rpp = ev.job, ev.node, ev.chip.ranks_per_package
+    groups: dict[int, list[int]] = {}
+    for m in range(max(node, hi // 2 // node * node), hi, node):
+        if stray_factor(ev.model, m * rpp, job.gbs, job.seq_len) is None:
+            groups.setdefault(_awkward(m, rpp, job.gbs), []).append(m)
+    budget = _REFINE_BUDGET
+    for a in sorted(groups):
+        members = [m for m in groups[a] if m < hi]
+        lo_i, hi_i = 0, len(members)       # the first member that meets lies in [lo_i, hi_i]
+        while lo_i < hi_i and budget > 0:
+            mid = (lo_i + hi_i) // 2
+            budget -= members[mid] not in ev.rows
+            if _rate(ev.at(members[mid])) >= target:
+                hi_i = mid
+            else:
+                lo_i = mid + 1
+        if hi_i < len(members) and members[hi_i] in ev.rows and _rate(ev.rows[members[hi_i]]) >= target:
+            hi = min(hi, members[hi_i])
+    return hi
 
 
 def smallest_meeting(job: JobSpec, chip, target_tokens_per_s: float, system=None,
@@ -313,20 +350,19 @@ def smallest_meeting(job: JobSpec, chip, target_tokens_per_s: float, system=None
             hi = meeting[0].chips
             break
     if hi is None:
+        # the coarse grid falls short; a count between its last point and max_chips may not
+        top = max_chips // node * node
+        ev.best_at_most(top)
+        hi = _refine(ev, top + node, target_tokens_per_s)
+        hi = hi if hi <= top else None
+    if hi is None:
         best = max(ev.rows.values(), key=lambda r: _rate(r))
         raise InfeasibleError(
             f"no cluster of up to {max_chips:,} {c.id} reaches {target_tokens_per_s:,.0f} tokens/s; "
             f"closest: {best.chips:,} chips at {_rate(best):,.0f} tokens/s"
             + (f" ({best.why})" if not best.fits and best.why else "")
             + "; a larger global batch lets more chips help")
-    while True:
-        # every evaluated count below hi falls short: bisect (lo, hi] down to one node
-        lo = max((m for m in ev.rows if m < hi), default=0)
-        p = _probe(lo, hi, node) if hi - lo > node else None
-        if p is None:
-            break
-        ev.best_at_most(p)
-        hi = ev.meeting(target_tokens_per_s)[0].chips
+    hi = _refine(ev, hi, target_tokens_per_s)
     # throughput is not monotone between neighbouring counts (a probe with an awkward factor
     # can fall short while a smaller count meets the target): scan every node multiple in the
     # last 1% (at least a few nodes) below the answer, and again below any better answer

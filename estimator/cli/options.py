@@ -66,10 +66,10 @@ def check_output(flag: str, path: Path | None, suffix: str | None = None) -> Pat
     if path is None or str(path) == "-":
         return path
     p = Path(path)
-    if suffix and p.suffix.lower() != suffix:
-        raise InputError(f"{flag} {p}: give a {suffix} file name")
     if p.is_dir():
         raise InputError(f"{flag} {p}: is a directory, expected a file name")
+    if suffix and p.suffix.lower() != suffix:
+        raise InputError(f"{flag} {p}: give a {suffix} file name")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.exists():
         raise InputError(f"{flag} {p}: folder {parent} does not exist")
