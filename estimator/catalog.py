@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Generic, TypeVar
 
 from estimator.errors import SpecError, UnknownIdError
 from estimator.specs import ChipSpec, EfficiencyFile, ModelSpec, SystemSpec
-from estimator.yamlio import load_spec
+from estimator.yamlio import MAX_SPEC_BYTES, load_spec, read_regular_file
 
 T = TypeVar("T")
 
@@ -40,12 +42,80 @@ def _spec_id(kind: str, spec) -> str:
     return spec.name if kind == "model" else spec.id
 
 
+_ID = r"[a-z0-9][a-z0-9.\-]*"
+_ID_LINE = {k: re.compile(rf"^{key}:[ \t]*(['\"]?)({_ID})\1[ \t]*(?:#.*)?$", re.M)
+            for k, key in (("chip", "id"), ("system", "id"), ("model", "name"))}
+_ALIAS_LINE = re.compile(r"^aliases:[ \t]*(.*)$", re.M)
+
+
+def _scan(kind: str, path: Path) -> tuple[str, list[str]] | None:
+    """A spec's id and aliases read off its text without parsing it (what lookups need);
+    None unless both are plainly written (``id: x`` and ``aliases: [a, b]`` lines)."""
+    try:
+        text = read_regular_file(path, MAX_SPEC_BYTES).decode("utf-8")
+    except (SpecError, UnicodeDecodeError):
+        return None
+    ids = _ID_LINE[kind].findall(text)
+    if len(ids) != 1 or "\n---" in text or text.startswith("---"):
+        return None
+    found = _ALIAS_LINE.findall(text)
+    if not found:
+        return ids[0][1], []
+    v = found[0].split("#", 1)[0].strip() if len(found) == 1 else ""
+    if not (v.startswith("[") and v.endswith("]")):
+        return None
+    items = [x.strip().strip("'\"") for x in v[1:-1].split(",") if x.strip()]
+    if not all(re.fullmatch(_ID, x) for x in items):
+        return None
+    return ids[0][1], items
+
+
+class _Specs(Mapping):
+    """id -> spec, each file validated on first use (a lookup validates one file, a listing
+    all of them)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._path: dict[str, Path] = {}
+        self._aliases: dict[str, list[str]] = {}
+        self._spec: dict[str, object] = {}
+
+    def add(self, sid: str, path: Path, aliases: list[str], spec=None) -> None:
+        self._path[sid] = path
+        self._aliases[sid] = aliases
+        if spec is not None:
+            self._spec[sid] = spec
+
+    def __getitem__(self, sid: str):
+        if sid not in self._spec:
+            path = self._path[sid]
+            spec = load_spec(KINDS[self.kind][1], path)
+            if _spec_id(self.kind, spec) != sid or list(spec.aliases) != self._aliases[sid]:
+                raise SpecError(str(path), "id", "id and aliases must each be on one line of their own "
+                                                 "(id: x; aliases: [a, b])")
+            self._spec[sid] = spec
+        return self._spec[sid]
+
+    def __iter__(self):
+        return iter(self._path)
+
+    def __len__(self) -> int:
+        return len(self._path)
+
+    def __contains__(self, sid) -> bool:
+        return sid in self._path
+
+
 @dataclass
 class _Index(Generic[T]):
     kind: str
-    by_id: dict[str, T] = field(default_factory=dict)
+    by_id: _Specs = None  # type: ignore[assignment]
     alias: dict[str, str] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.by_id is None:
+            self.by_id = _Specs(self.kind)
 
     def names(self) -> list[str]:
         return sorted(self.by_id) + sorted(self.alias)
@@ -58,16 +128,21 @@ def _load_folder(kind: str, folder: Path) -> _Index:
     if not d.is_dir():
         return idx
     for path in sorted(d.glob("*.y*ml")):
-        spec = load_spec(model, path)
-        sid = _spec_id(kind, spec)
-        for key in [sid, *spec.aliases]:
+        scanned = _scan(kind, path)
+        if scanned is None:   # not plainly written: validate now, as before
+            spec = load_spec(model, path)
+            sid, aliases = _spec_id(kind, spec), list(spec.aliases)
+        else:
+            spec = None
+            sid, aliases = scanned
+        for key in [sid, *aliases]:
             prev = idx.origin.get(key) or (idx.origin.get(idx.alias[key]) if key in idx.alias else None)
             if prev is not None:
                 raise SpecError(str(path), "id" if key == sid else "aliases",
                                 f"{kind} id/alias '{key}' is already defined in {prev}")
-        idx.by_id[sid] = spec
+        idx.by_id.add(sid, path, aliases, spec)
         idx.origin[sid] = str(path)
-        for a in spec.aliases:
+        for a in aliases:
             idx.alias[a] = sid
     return idx
 

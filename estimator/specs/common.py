@@ -14,6 +14,18 @@ Confidence = Literal["official", "reported", "estimated"]
 ID_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
 
 
+_KINDS: dict = {}
+
+
+def _field_kind(cls, name: str) -> type | None:
+    """int or float when field ``name`` of ``cls`` holds a number (memoised per class)."""
+    key = (cls, name)
+    if key not in _KINDS:
+        field = cls.model_fields.get(name)
+        _KINDS[key] = _number_kind(field.annotation) if field is not None else None
+    return _KINDS[key]
+
+
 def _number_kind(annotation) -> type | None:
     """int or float when a field holds a number (optionally None), else None."""
     if annotation in (int, float):
@@ -33,8 +45,7 @@ class Strict(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _numbers_are_numbers(cls, v, info: ValidationInfo):
-        field = cls.model_fields.get(info.field_name) if info.field_name else None
-        kind = _number_kind(field.annotation) if field is not None else None
+        kind = _field_kind(cls, info.field_name) if info.field_name else None
         if kind is None or v is None:
             return v
         if isinstance(v, bool):
