@@ -12,9 +12,9 @@ import importlib
 import time
 import types
 
-#: the kernel modules, with the compile time measured on a 2-core x86-64 machine (numba 0.68;
-#: seconds, rounded up): the "about N s" of the first-run notice
-KERNELS = {"kernels.training": 35, "kernels.inference": 25}
+#: the kernel modules, with their compile time on a shared 2-core x86-64 machine (numba 0.68;
+#: measured 18-49 s and 16-28 s depending on load): the "about N s" of the first-run notice
+KERNELS = {"kernels.training": 25, "kernels.inference": 20}
 
 
 def _dispatchers(mod) -> dict:
@@ -113,7 +113,7 @@ _COMPILERS = {"kernels.training": _compile_training, "kernels.inference": _compi
 
 def warmup(progress=None) -> dict:
     """Compile (or load) every kernel now; returns seconds per kernel module and whether the
-    cache holds them afterwards. ``progress(name)`` is called before each module.
+    cache holds them afterwards. ``progress(name, cold)`` is called before each module.
 
     >>> from estimator import warmup
     >>> r = warmup()
@@ -124,7 +124,7 @@ def warmup(progress=None) -> dict:
     seconds = {}
     for name, run in _COMPILERS.items():
         if progress:
-            progress(name)
+            progress(name, name in cold_before)
         t = time.perf_counter()
         run()
         seconds[name] = time.perf_counter() - t

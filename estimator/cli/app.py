@@ -233,10 +233,11 @@ def check(files: list[Path] = typer.Argument(..., metavar="FILE...", help="Spec 
 @app.command()
 def warmup(as_json: bool = JsonOpt):
     """Compile the estimator's kernels now (once per install; e.g. in a Dockerfile)."""
-    from estimator.warm import warmup as run
+    from estimator.warm import compile_estimate_s, warmup as run
 
-    rep = run(progress=lambda name: None if as_json else
-              print(f"suanli: compiling {name} ...", file=sys.stderr, flush=True))
+    rep = run(progress=lambda name, cold: None if as_json or not cold else
+              print(f"suanli: compiling {name} (about {compile_estimate_s([name])} s) ...",
+                    file=sys.stderr, flush=True))
     if as_json:
         emit_json(rep)
         return
