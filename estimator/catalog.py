@@ -263,7 +263,7 @@ class Catalog:
             return self.system(system)
         if not chip.default_system:
             raise SpecError(self.origin("chip", chip.id) or chip.id, "default_system",
-                            f"chip '{chip.id}' has no default system; pass --system")
+                            f"chip '{chip.id}' has no default system; name one (system=... / --system)")
         return self.system(chip.default_system)
 
     # -- efficiency ---------------------------------------------------------------------
