@@ -13,7 +13,6 @@ import typing
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
 from typer.models import ArgumentInfo, OptionInfo
 

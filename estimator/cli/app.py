@@ -14,7 +14,7 @@ except ImportError:  # pragma: no cover
 
 from estimator.catalog import Catalog
 from estimator.cli.options import cli_message
-from estimator.cli.render import console, emit_json, kv, safe, say, table
+from estimator.cli.render import emit_json, kv, safe, say, table
 from estimator.describe import chip_summary, model_summary, sourced_rows, system_summary
 from estimator.errors import InputError, SpecError, SuanliError
 from estimator.specs import ChipSpec, ModelSpec, SystemSpec
