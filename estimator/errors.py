@@ -7,11 +7,30 @@ from __future__ import annotations
 
 
 class SuanliError(Exception):
-    """Base class for errors caused by user input."""
+    """Base class for errors caused by user input: catch this to handle every one of them.
+
+    >>> from estimator import SuanliError, estimate_training
+    >>> try:
+    ...     estimate_training("llama3-8b", "no-such-chip", chips=8, gbs=8, seq_len=4096)
+    ... except SuanliError as e:
+    ...     print(type(e).__name__)
+    UnknownIdError
+    """
 
 
 class SpecError(SuanliError):
-    """A spec file (chip, system, model, efficiency) is malformed. Names the file and field."""
+    r"""A spec file (chip, system, model, efficiency) is malformed. Names the file and field.
+
+    >>> import tempfile, os
+    >>> from estimator import Catalog, SpecError
+    >>> path = os.path.join(tempfile.mkdtemp(), "chip.yaml")
+    >>> _ = open(path, "w").write("id: x\nid: y\n")
+    >>> try:
+    ...     Catalog(use_env=False).chip(path)
+    ... except SpecError as e:
+    ...     print(e.field, "|", e.message)
+    id | duplicate key at line 2 (each key may appear once)
+    """
 
     def __init__(self, path: str, field: str | None, message: str):
         self.path = str(path)
@@ -22,7 +41,15 @@ class SpecError(SuanliError):
 
 
 class UnknownIdError(SuanliError):
-    """An id that is neither in the catalog nor a readable file."""
+    """An id that is neither in the catalog nor a readable file; suggests close ids.
+
+    >>> from estimator import Catalog, UnknownIdError
+    >>> try:
+    ...     Catalog(use_env=False).chip("h10")
+    ... except UnknownIdError as e:
+    ...     print(e.kind, e.name, "h100" in e.suggestions)
+    chip h10 True
+    """
 
     def __init__(self, kind: str, name: str, suggestions: list[str]):
         self.kind = kind
@@ -33,12 +60,43 @@ class UnknownIdError(SuanliError):
 
 
 class PlanError(SuanliError):
-    """A parallel plan breaks a divisibility or size rule (names the rule)."""
+    """A parallel plan breaks a divisibility or size rule (names the rule).
+
+    >>> from estimator import PlanError, estimate_training
+    >>> try:
+    ...     estimate_training("llama3-8b", "h100", chips=8, gbs=64, seq_len=4096, tp=3)
+    ... except PlanError as e:
+    ...     print("tp" in str(e))
+    True
+    """
 
 
 class InfeasibleError(SuanliError):
-    """Nothing in the search space fits or meets the target; the message says why."""
+    """Nothing in the search space fits or meets the target; the message says why.
+
+    >>> from estimator import InfeasibleError, estimate_training
+    >>> try:
+    ...     estimate_training("llama3-405b", "rtx-4090", chips=8, gbs=8, seq_len=4096)
+    ... except InfeasibleError as e:
+    ...     print("does not fit" in str(e))
+    True
+    """
 
 
 class InputError(SuanliError):
-    """A bad flag value or argument (negative count, unparsable token string...)."""
+    """A bad argument value (negative count, NaN, unparsable token string...).
+
+    ``param`` names the library parameter when the message starts with it (``"chips must be
+    positive (got 0)"``); the command line rewrites that name as its flag (``--chips``).
+
+    >>> from estimator import InputError, estimate_training
+    >>> try:
+    ...     estimate_training("llama3-8b", "h100", chips=8, gbs=64, seq_len=4096, tokens=float("nan"))
+    ... except InputError as e:
+    ...     print(e.param, "|", e)
+    tokens | tokens must be a finite number (got nan)
+    """
+
+    def __init__(self, message: str, param: str | None = None):
+        self.param = param
+        super().__init__(message)

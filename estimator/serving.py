@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from estimator.args import MAX_CHIPS, check, check_optional
 from estimator.catalog import Catalog, default_catalog
 from estimator.describe import kv_cache_bytes_per_token
 from estimator.errors import InfeasibleError, InputError, SuanliError
@@ -13,8 +14,27 @@ from estimator.inference import KV_CODES, default_kv_precision, estimate_inferen
 from estimator.power import PUE_DEFAULT, cluster_power
 
 
+def auto_serving_precision(chip) -> str:
+    """What ``precision="auto"`` means for serving: the narrowest weight/activation format the
+    chip has a datasheet peak for, among fp8, int8 (W8A8) and bf16."""
+    if chip.peak("fp8") is not None:
+        return "fp8"
+    if chip.peak("int8") is not None:
+        return "int8"
+    return "bf16"
+
+
 @dataclass
 class ServePlan:
+    """Chips to serve a request rate: replicas (or prefill and decode pools), plan, latencies
+    and power.
+
+    >>> from estimator import serve_size
+    >>> p = serve_size("llama3-8b", "h100", qps=5, input_len=1000, output_len=200, tpot_slo_ms=50)
+    >>> p.chips == p.replicas * p.replica_chips, p.tpot_ms <= 50
+    (True, True)
+    """
+
     chip: str
     system: str
     qps: float
@@ -71,20 +91,41 @@ def _fewest(sizes, cat, model, chip, need, per_replica, **kw):
     return best
 
 
+def _check_size(chips: int, qps: float, chip_id: str) -> None:
+    if chips > MAX_CHIPS:
+        raise InfeasibleError(f"serving {qps:g} requests/s needs {chips:,} x {chip_id}, beyond the "
+                              f"{MAX_CHIPS:,} chips any cluster this tool reasons about")
+
+
 def serve_size(model, chip, *, qps: float, input_len: int, output_len: int, tpot_slo_ms=None,
                ttft_slo_ms=None, precision="bf16", kv_precision=None, disaggregate=False,
                spec_accept=1.0, system=None, pue=PUE_DEFAULT, catalog: Catalog | None = None,
                max_replica_chips: int = 128, stack: str | None = None) -> ServePlan:
-    """Chips to serve ``qps`` requests/s: the replica size (and, disaggregated, the prefill and
-    decode pool sizes) needing the fewest chips, then the best throughput per chip among
-    equals."""
-    if qps is None or qps <= 0:
-        raise InputError(f"--qps must be positive (got {qps})")
-    if output_len is None or output_len <= 0:
-        raise InputError(f"--output-len must be positive for serving (got {output_len})")
+    """Chips to serve ``qps`` requests/s of ``input_len`` + ``output_len`` tokens under the
+    TPOT/TTFT SLOs: the replica size (and, disaggregated, the prefill and decode pool sizes)
+    needing the fewest chips, then the best throughput per chip among equals. ``precision="auto"``: fp8, else
+    int8, else bf16, as the chip has.
+
+    >>> from estimator import serve_size
+    >>> p = serve_size("llama3-8b", "h20", qps=20, input_len=2000, output_len=500,
+    ...                tpot_slo_ms=50, precision="auto", disaggregate=True)
+    >>> p.chips == p.prefill_chips + p.decode_chips, p.plan["decode"]["precision"]
+    (True, 'fp8')
+    """
+    check("qps", qps)
+    check("input_len", input_len)
+    check("output_len", output_len)
+    if output_len == 0:
+        raise InputError("output_len must be positive for serving (got 0)", "output_len")
+    check_optional("tpot_slo_ms", tpot_slo_ms)
+    check_optional("ttft_slo_ms", ttft_slo_ms)
+    check("spec_accept", spec_accept)
+    check("pue", pue)
     cat = catalog or default_catalog()
-    c = cat.chip(chip)
-    s = cat.system_for(c, system)
+    c = chip if not isinstance(chip, str) else cat.chip(chip)
+    s = system if (system is not None and not isinstance(system, str)) else cat.system_for(c, system)
+    if precision == "auto":
+        precision = auto_serving_precision(c)
     sizes = replica_sizes(s.chips_per_node, c.ranks_per_package, max_replica_chips)
     common = dict(input_len=input_len, precision=precision, kv_precision=kv_precision,
                   spec_accept=spec_accept, system=s, stack=stack)
@@ -94,6 +135,7 @@ def serve_size(model, chip, *, qps: float, input_len: int, output_len: int, tpot
                                  tpot_slo_ms=tpot_slo_ms, ttft_slo_ms=ttft_slo_ms, phase="e2e",
                                  **common)
         chips = replicas * n
+        _check_size(chips, qps, c.id)
         pw = cluster_power(c, s, chips, pue)
         return ServePlan(c.id, s.id, qps, False, chips, replicas, n, None, None, None,
                          r.plan, r.batch, r.ttft_ms, r.tpot_ms, None,
@@ -116,6 +158,7 @@ def serve_size(model, chip, *, qps: float, input_len: int, output_len: int, tpot
     # the prompt's KV leaves the prefill replica over its chips' NICs in parallel
     kv_ms = kv_bytes / (nic / 8 * 1e9 * n_p) * 1e3 if nic else None
     chips = prefill_chips + decode_chips
+    _check_size(chips, qps, c.id)
     pw = cluster_power(c, s, chips, pue)
     ttft = rp.ttft_ms + (kv_ms or 0.0)
     if ttft_slo_ms is not None and ttft > ttft_slo_ms:

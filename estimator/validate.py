@@ -15,6 +15,10 @@ from pathlib import Path
 from estimator.catalog import Catalog
 from estimator.errors import InputError, SpecError, SuanliError
 from estimator.training import estimate_training
+from estimator.yamlio import read_regular_file
+
+#: validation CSVs larger than this are refused (the shipped ones are a few KB)
+MAX_CSV_BYTES = 20_000_000
 
 TRAIN_REQUIRED = ("id", "model", "chip", "chips", "gbs", "seq_len", "precision", "metric", "measured")
 INFER_MARKERS = ("input_len", "output_len", "phase")
@@ -74,22 +78,21 @@ def _float(r: dict, key: str, rowno: int) -> float:
 
 
 def read_rows(path: str | Path) -> tuple[list[dict], list[str]]:
+    """Rows (dicts) and column names of a CSV file: a regular file, read up to a size cap."""
     p = Path(path)
-    if p.is_dir():
-        raise SpecError(str(p), None, "is a directory, expected a CSV file")
+    raw = read_regular_file(p, MAX_CSV_BYTES, "CSV file")
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise SpecError(str(p), None, "file not found") from None
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SpecError(str(p), None, "not UTF-8 text") from None
-    except OSError as e:
-        raise SpecError(str(p), None, f"cannot read file ({e.strerror or e})") from None
     if not text.strip():
         raise SpecError(str(p), None, "empty file")
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    cols = [c.strip() for c in (reader.fieldnames or [])]
-    rows = list(reader)
+    try:
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        rows = list(reader)
+    except csv.Error as e:
+        raise SpecError(str(p), None, f"malformed CSV at line {reader.line_num}: {e}") from None
     return rows, cols
 
 
@@ -107,6 +110,9 @@ def train_row_request(r: dict, rowno: int, base: Path) -> tuple[dict, str, float
     if metric not in TRAIN_METRICS:
         raise InputError(f"row {rowno}: unknown metric '{metric}' (known: {', '.join(TRAIN_METRICS)})")
     measured = _float(r, "measured", rowno)
+    if metric == "mfu" and measured > 1:
+        raise InputError(f"row {rowno}: an MFU of {measured:g} is above 1 (give a fraction, "
+                         "e.g. 0.42, not a percentage)")
     chips = _int(r, "chips", rowno, required=True)
     kn = {k: _int(r, k, rowno) for k in ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs")}
     zero = (r.get("zero") or "").strip()
@@ -210,6 +216,21 @@ def _summary(apes: list[float]) -> dict:
 
 
 def validate_file(path: str | Path, catalog: Catalog | None = None, progress=None) -> dict:
+    r"""Predicted vs measured for every row of a validation CSV (training or inference schema,
+    shared/data/validation/README.md). Bad rows are skipped with their row number and reason.
+
+    Returns {"rows", "skipped", "summary" (APE median/mean/p90/max), "by_source", "by_chip"}.
+
+    >>> from pathlib import Path
+    >>> import estimator, tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "runs.csv"
+    >>> _ = p.write_text("id,model,chip,chips,gbs,seq_len,precision,metric,measured\n"
+    ...                  "a,llama3-8b,h100,8,64,4096,bf16,mfu,0.4\n"
+    ...                  "b,llama3-8b,h100,8,64,4096,bf16,mfu,40\n")
+    >>> rep = estimator.validate_file(p)
+    >>> rep["summary"]["count"], [s["reason"][:30] for s in rep["skipped"]]
+    (1, ['row 3: an MFU of 40 is above 1'])
+    """
     cat = catalog or Catalog()
     rows, cols = read_rows(path)
     base = Path(path).resolve().parent
@@ -227,6 +248,11 @@ def validate_file(path: str | Path, catalog: Catalog | None = None, progress=Non
         rid = (r.get("id") or f"row{i}").strip()
         if progress:
             progress(i - 1, len(rows))
+        given = sum(1 for k, v in raw.items() if k is not None and v is not None)
+        if given < len(cols):
+            skipped.append(Skipped(rid, i, f"short row {i}: {given} of {len(cols)} cells "
+                                           "(a missing comma?)"))
+            continue
         try:
             if is_infer or (r.get("phase") or "").strip():
                 results.append(_infer_row(r, i, base, cat))

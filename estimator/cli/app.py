@@ -13,22 +13,61 @@ except ImportError:  # pragma: no cover
     from click import exceptions as _cx
 
 from estimator.catalog import Catalog
-from estimator.cli.render import console, emit_json, kv, table
+from estimator.cli.options import cli_message
+from estimator.cli.render import emit_json, kv, safe, say, table
 from estimator.describe import chip_summary, model_summary, sourced_rows, system_summary
 from estimator.errors import InputError, SpecError, SuanliError
 from estimator.specs import ChipSpec, ModelSpec, SystemSpec
 from estimator.yamlio import load_spec, read_yaml_mapping
 
+
+def _version(value: bool):
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            v = version("suanli")
+        except PackageNotFoundError:  # pragma: no cover  (running from a source tree)
+            v = "unknown (not installed)"
+        print(f"suanli {v}")
+        raise typer.Exit(0)
+
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="suanli (算力): estimate LLM training on clusters of AI accelerators, "
-                       "Chinese domestic and Nvidia, with a source for every number.")
+                  help="suanli (算力): how fast clusters of AI accelerators (Chinese domestic, "
+                       "Nvidia, AMD, Google) train and serve LLMs, and how big a cluster a job "
+                       "needs, with a source and a confidence for every hardware number.")
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.",
+                                       callback=_version, is_eager=True)):
+    """Estimate training and serving of LLMs on AI accelerator clusters."""
+
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
-SpecDirOpt = typer.Option(None, "--spec-dir", help="Folder of user specs (chips/, systems/, models/).")
+SpecDirOpt = typer.Option(None, "--spec-dir", help="Folder of user specs (chips/, systems/, models/); repeatable.")
 
 
 def _cat(spec_dir: Optional[list[Path]]) -> Catalog:
     return Catalog(spec_dirs=spec_dir or [])
+
+
+def _provenance(cat: Catalog, kind: str, spec, name: str) -> dict:
+    """Where a spec shown to the user came from (a path argument counts as a user spec)."""
+    prov = cat.provenance(kind, spec)
+    if prov["file"] is None and Path(name).exists():
+        prov["file"] = name
+    return prov
+
+
+def _say_provenance(kind: str, prov: dict) -> None:
+    if not prov["user_spec"]:
+        return
+    line = f"from user spec {prov['file']}"
+    if prov["replaces"]:
+        line += "; replaces the built-in " + ", ".join(f"{kind} {r['id']} ({r['file']})" for r in prov["replaces"])
+        line += ": the sources and confidences above are as that file states them"
+    say(line)
 
 
 # ---------------------------------------------------------------- catalog listings
@@ -54,7 +93,7 @@ def chips(vendor: Optional[str] = typer.Option(None, "--vendor", help="Filter by
     if export:
         from estimator.cli.export_view import show_chips_export
         return show_chips_export([c for c in cat.all("chip") if not vendor or vendor.lower() in c.vendor.lower()], as_json)
-    rows = [chip_summary(c, cat) for c in cat.all("chip")]
+    rows = [{**chip_summary(c, cat), "origin": cat.provenance("chip", c)} for c in cat.all("chip")]
     if vendor:
         rows = [r for r in rows if vendor.lower() in r["vendor"].lower()]
     if rows and sort not in rows[0]:
@@ -65,37 +104,49 @@ def chips(vendor: Optional[str] = typer.Option(None, "--vendor", help="Filter by
         emit_json(rows)
     else:
         table(f"{len(rows)} chips (dense peaks; '-' = not published)", CHIP_COLUMNS, rows)
+        _say_user_specs("chip", rows)
+
+
+def _say_user_specs(kind: str, rows: list[dict]) -> None:
+    for r in rows:
+        o = r["origin"]
+        if o["user_spec"]:
+            rep = f", replaces the built-in {', '.join(x['id'] for x in o['replaces'])}" if o["replaces"] else ""
+            say(f"{kind} {r.get('id') or r.get('name')}: user spec {o['file']}{rep}")
 
 
 @app.command()
-def chip(chip_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optional[list[Path]] = SpecDirOpt,
+def chip(chip_id: str = typer.Argument(..., metavar="ID", help="Chip id, alias or YAML path."), spec_dir: Optional[list[Path]] = SpecDirOpt,
          as_json: bool = JsonOpt):
     """Every field of one chip with its source and confidence."""
     from estimator.cli.export_view import chip_export, print_chip_export
 
     cat = _cat(spec_dir)
     c = cat.chip(chip_id)
+    prov = _provenance(cat, "chip", c, chip_id)
     rows = sourced_rows(c)
     eff = cat.efficiency()
     cls, params = eff.for_chip(c.id)
     effd = {"class": cls, "basis": eff.classes[cls].basis, "fitted": eff.classes[cls].fitted,
             "parameters": params.model_dump()}
     if as_json:
-        emit_json({"id": c.id, "summary": chip_summary(c, cat), "fields": rows, "efficiency": effd,
-                   "export_control": chip_export(c)})
+        emit_json({"id": c.id, "origin": prov, "summary": chip_summary(c, cat), "fields": rows,
+                   "efficiency": effd, "export_control": chip_export(c)})
     else:
-        _fields_table(f"{c.name} ({c.id})", rows)
-        console.print(f"efficiency class '{cls}' (hwspecs/efficiency.yaml; not datasheet facts): "
-                      f"{' '.join(effd['basis'].split())}")
+        _fields_table(f"{c.name} ({c.id})" + (" [user spec]" if prov["user_spec"] else ""), rows)
+        _say_provenance("chip", prov)
+        say(f"efficiency class '{cls}' (hwspecs/efficiency.yaml; not datasheet facts): "
+            f"{' '.join(effd['basis'].split())}")
         if effd["fitted"]:
-            console.print(f"fitted to public runs: {', '.join(effd['fitted'])}")
+            say(f"fitted to public runs: {', '.join(effd['fitted'])}")
         print_chip_export(c)
 
 
 @app.command()
 def systems(spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt):
     """List systems (nodes and scale-up domains)."""
-    rows = [system_summary(s) for s in _cat(spec_dir).all("system")]
+    cat = _cat(spec_dir)
+    rows = [{**system_summary(s), "origin": cat.provenance("system", s)} for s in cat.all("system")]
     if as_json:
         emit_json(rows)
     else:
@@ -104,47 +155,57 @@ def systems(spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt
                                        ("scale_up_gb_per_s_per_chip", "scale-up GB/s"),
                                        ("scale_out_gbit_per_s_per_chip", "NIC Gb/s"),
                                        ("node_overhead_w", "node overhead W")], rows)
+        _say_user_specs("system", rows)
 
 
 @app.command()
-def system(system_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optional[list[Path]] = SpecDirOpt,
+def system(system_id: str = typer.Argument(..., metavar="ID", help="System id, alias or YAML path."), spec_dir: Optional[list[Path]] = SpecDirOpt,
            as_json: bool = JsonOpt):
     """Every field of one system, with sources."""
-    s = _cat(spec_dir).system(system_id)
+    cat = _cat(spec_dir)
+    s = cat.system(system_id)
+    prov = _provenance(cat, "system", s, system_id)
     rows = sourced_rows(s)
     if as_json:
-        emit_json({"id": s.id, "summary": system_summary(s), "fields": rows})
+        emit_json({"id": s.id, "origin": prov, "summary": system_summary(s), "fields": rows})
     else:
-        _fields_table(f"{s.name} ({s.id})", rows)
+        _fields_table(f"{s.name} ({s.id})" + (" [user spec]" if prov["user_spec"] else ""), rows)
+        _say_provenance("system", prov)
 
 
 @app.command()
 def models(spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt):
     """List catalog models with derived parameter counts."""
-    rows = [model_summary(m) for m in _cat(spec_dir).all("model")]
+    cat = _cat(spec_dir)
+    rows = [{**model_summary(m), "origin": cat.provenance("model", m)} for m in cat.all("model")]
     if as_json:
         emit_json(rows)
     else:
         table(f"{len(rows)} models", [("name", "name"), ("layers", "layers"), ("hidden", "hidden"),
                                       ("heads", "heads"), ("kv_heads", "kv"), ("attention", "attn"),
                                       ("params_b", "params B"), ("active_params_b", "active B")], rows)
+        _say_user_specs("model", rows)
 
 
 @app.command()
-def model(model_id: str = typer.Argument(..., metavar="ID"), spec_dir: Optional[list[Path]] = SpecDirOpt,
+def model(model_id: str = typer.Argument(..., metavar="ID", help="Model id, alias or YAML path."), spec_dir: Optional[list[Path]] = SpecDirOpt,
           as_json: bool = JsonOpt):
     """One model: shape, derived parameter counts, KV-cache bytes per token."""
-    m = _cat(spec_dir).model(model_id)
+    cat = _cat(spec_dir)
+    m = cat.model(model_id)
+    prov = _provenance(cat, "model", m, model_id)
     s = model_summary(m)
     if as_json:
-        emit_json(s)
+        emit_json({**s, "origin": prov})
     else:
-        kv(f"{m.name}", [(k, v) for k, v in s.items() if k != "moe"] +
+        kv(f"{m.name}" + (" [user spec]" if prov["user_spec"] else ""),
+           [(k, v) for k, v in s.items() if k != "moe"] +
            ([("moe", ", ".join(f"{k}={v}" for k, v in s["moe"].items()))] if s["moe"] else []))
+        _say_provenance("model", prov)
 
 
 @app.command()
-def check(files: list[Path] = typer.Argument(..., metavar="FILE..."),
+def check(files: list[Path] = typer.Argument(..., metavar="FILE...", help="Spec YAML files to validate."),
           spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt):
     """Validate user spec files (chip, system, model, scenario). Exit 0 if all are valid, else 2."""
     from estimator.scenarios.loader import looks_like_scenario, validate_scenario_mapping
@@ -176,11 +237,31 @@ def check(files: list[Path] = typer.Argument(..., metavar="FILE..."),
     else:
         for r in results:
             if r["ok"]:
-                console.print(f"ok: {r['file']} ({r['kind']})")
+                say(f"ok: {r['file']} ({r['kind']})")
     for r in bad:
-        print(f"suanli: error: {r['error']}", file=sys.stderr)
+        print(f"suanli: error: {safe(r['error'])}", file=sys.stderr)
     if bad:
         raise typer.Exit(2)
+
+
+@app.command()
+def warmup(as_json: bool = JsonOpt):
+    """Compile the estimator's kernels now (once per install; e.g. in a Dockerfile)."""
+    from estimator.warm import compile_estimate_s, warmup as run
+
+    rep = run(progress=lambda name, cold: None if as_json or not cold else
+              print(f"suanli: compiling {name} (about {compile_estimate_s([name])} s) ...",
+                    file=sys.stderr, flush=True))
+    if as_json:
+        emit_json(rep)
+        return
+    for name, sec in rep["seconds"].items():
+        state = "compiled" if name in rep["cold_before"] else "already compiled, loaded"
+        say(f"{name}: {state} in {sec:.1f} s")
+    if rep["cold_after"]:
+        raise InputError("numba could not cache the compiled kernels (read-only install?): "
+                         "set NUMBA_CACHE_DIR to a writable folder and run 'suanli warmup' again")
+    say(f"cached in {', '.join(rep['cache_dirs'])}")
 
 
 from estimator.cli import calibrate_cmd, infer_cmd, roadmap_cmd, size_cmd, train_cmd  # noqa: E402,F401  (register their commands)
@@ -201,10 +282,10 @@ def main() -> None:
             print(e.format_message())
             sys.exit(0)
         msg = " ".join(e.format_message().split())
-        print(f"suanli: error: {msg}", file=sys.stderr)
+        print(f"suanli: error: {safe(msg)}", file=sys.stderr)
         sys.exit(2)
     except SuanliError as e:
-        print(f"suanli: error: {e}", file=sys.stderr)
+        print(f"suanli: error: {safe(cli_message(e))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("suanli: interrupted", file=sys.stderr)

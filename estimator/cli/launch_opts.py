@@ -198,7 +198,8 @@ def with_provenance(err: Exception, merged: Optional[Merged]) -> Exception:
     return type(err)(f"{err} (plan from the launch args: {knobs})") if knobs else err
 
 
-def launch_plan_row(merged: Merged, chip: str, system, cat: Catalog, overrides, precision, rep: dict) -> dict:
+def launch_plan_row(merged: Merged, chip: str, system, cat: Catalog, overrides, precision, rep: dict,
+                    stack: Optional[str] = None) -> dict:
     """The launch args' own plan, evaluated on the searched workload, next to the best plan."""
     from estimator.errors import InfeasibleError, PlanError
     from estimator.training import estimate_training
@@ -206,7 +207,7 @@ def launch_plan_row(merged: Merged, chip: str, system, cat: Catalog, overrides, 
     try:
         r = estimate_training(merged.model, chip, chips=rep["chips"], gbs=rep["gbs"], seq_len=rep["seq_len"],
                               system=system, precision=precision, catalog=cat, overrides=overrides,
-                              require_fit=False, **merged.launch_knobs)
+                              require_fit=False, stack=stack, **merged.launch_knobs)
     except (PlanError, InfeasibleError, InputError) as e:
         return {"error": f"not valid here: {e}"}
     best = rep["top"][0]["tokens_per_s"] if rep["top"] else 0.0

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from estimator.cli.app import JsonOpt, SpecDirOpt, _cat, app
+from estimator.cli.options import number
 from estimator.cli.render import console, emit_json, table
 from estimator.errors import InputError
 from estimator.goodput import DEFAULT_CKPT_GB_PER_S_PER_NODE, DEFAULT_MTBF_CHIP_H, DEFAULT_RESTART_S
@@ -145,12 +146,13 @@ def _exclusions(rows) -> list[str]:
 def roadmap(
     scenario: str = typer.Option(..., "--scenario", help="Scenario id (hwspecs/scenarios, or DIR/scenarios with --spec-dir) or a YAML file."),
     vs: Optional[str] = typer.Option(None, "--vs", help="Reference scenario to compare with: ratio per year and parity year."),
-    model: Optional[str] = typer.Option(None, "--model"),
+    model: Optional[str] = typer.Option(None, "--model", help="Catalog id, alias or YAML path (with --tokens)."),
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens, e.g. 15T (with --model)."),
     flops: Optional[str] = typer.Option(None, "--flops", help="A frontier run of this many training FLOPs (e.g. 1e26) on a stated reference shape; replaces --model and --tokens."),
     years: str = typer.Option("2025:2030", "--years", help="FIRST:LAST or one year."),
     chips: Optional[int] = typer.Option(None, "--chips", help="Frame: at most this many chips per cluster."),
-    power_mw: Optional[float] = typer.Option(None, "--power-mw", help="Frame: at most this facility power per cluster, MW."),
+    power_mw: Optional[float] = number(None, "--power-mw", "Frame: at most this facility power per cluster, MW.",
+                                       param="power_budget_mw"),
     supply: bool = typer.Option(False, "--supply", help="Frame: as many chips as the scenario's supply caps allow."),
     max_chips: int = typer.Option(200_000, "--max-chips", help="Largest cluster considered."),
     gbs: Optional[int] = typer.Option(None, "--gbs", help="Global batch, sequences (default 2048)."),
@@ -159,16 +161,20 @@ def roadmap(
     lag_quarters: int = typer.Option(0, "--lag-quarters", help="Quarters from availability to a working cluster."),
     derive_bf16: bool = typer.Option(True, "--derive-bf16/--no-derive-bf16", help="For FP8-only parts, take the BF16 parts of FP8 training at FP8 peak / 2 (estimated)."),
     assume_tdp: Optional[list[str]] = typer.Option(None, "--assume-tdp", help="CHIP=WATTS: your assumption for a chip whose power is unpublished (labelled as such)."),
-    pue: float = typer.Option(PUE_DEFAULT, "--pue"),
-    mtbf: float = typer.Option(DEFAULT_MTBF_CHIP_H, "--mtbf-hours"),
-    ckpt: float = typer.Option(DEFAULT_CKPT_GB_PER_S_PER_NODE, "--checkpoint-gb-per-s"),
-    restart: float = typer.Option(DEFAULT_RESTART_S, "--restart-s"),
+    pue: float = number(PUE_DEFAULT, "--pue", "Facility power usage effectiveness (1-5)."),
+    mtbf: float = number(DEFAULT_MTBF_CHIP_H, "--mtbf-hours", "Per-chip mean time between failures, hours "
+                         "(default: Llama 3 paper).", param="mtbf_chip_h"),
+    ckpt: float = number(DEFAULT_CKPT_GB_PER_S_PER_NODE, "--checkpoint-gb-per-s",
+                         "Checkpoint write bandwidth per node, GB/s.", param="ckpt_gb_per_s_per_node"),
+    restart: float = number(DEFAULT_RESTART_S, "--restart-s", "Time to restart after a failure, s."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG: days to train per year and scenario."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the rows as CSV."),
     spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt,
 ):
-    """When does buildable compute under one policy match another? Year by year, the fastest
-    cluster each scenario allows, days to train, power, energy, and the parity year."""
+    """Year by year, the fastest cluster each export/supply scenario allows; parity year.
+
+    For each year: days to train, power and energy of the best buildable cluster per scenario,
+    the reference's lead, and when the challenger matches it."""
     from estimator.scenarios.loader import load_scenario
     from estimator.scenarios.roadmap import REFERENCE_GBS, REFERENCE_SEQ_LEN, Query, reference_run, run_roadmap
     from estimator.scenarios.select import ScenarioView

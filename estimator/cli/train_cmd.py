@@ -7,10 +7,16 @@ from typing import Optional
 import typer
 
 from estimator.cli.app import JsonOpt, SpecDirOpt, _cat, app
+from estimator.cli.first_run import compiling
 from estimator.cli.launch_opts import MegatronOpt, apply, with_provenance
-from estimator.cli.render import console, emit_json, kv, table
+from estimator.cli.render import emit_json, fmt_sig, kv, say, table
 from estimator.errors import InfeasibleError, InputError, PlanError
-from estimator.units import parse_count, parse_derate
+from estimator.units import derate_text, parse_count, parse_derate
+
+DERATE_HELP = ("What-if multiplier on a datasheet fact, KEY=FACTOR, repeatable, e.g. hbm_bw=0.8 "
+               "(keys: compute, hbm_bw, hbm_capacity, scale_up, scale_out).")
+STACK_HELP = ("Software stack (hwspecs/stacks.yaml: nemo, megatron-core, megatron-2021, mindspeed, "
+              "deepspeed, torchtitan, meta-llama3, ...); default: the modern stack for the chip's class.")
 
 
 def _band(v, lo, hi) -> str:
@@ -34,10 +40,13 @@ def train(
     gbs: Optional[int] = typer.Option(None, "--gbs", help="Global batch, sequences."),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per sequence."),
     system: Optional[str] = typer.Option(None, "--system", help="System id (default: the chip's)."),
-    tp: Optional[int] = typer.Option(None, "--tp"), pp: Optional[int] = typer.Option(None, "--pp"),
-    dp: Optional[int] = typer.Option(None, "--dp"), cp: Optional[int] = typer.Option(None, "--cp"),
-    ep: Optional[int] = typer.Option(None, "--ep"), vpp: Optional[int] = typer.Option(None, "--vpp"),
-    mbs: Optional[int] = typer.Option(None, "--mbs"),
+    tp: Optional[int] = typer.Option(None, "--tp", help="Tensor-parallel degree (default: searched)."),
+    pp: Optional[int] = typer.Option(None, "--pp", help="Pipeline-parallel stages (default: searched)."),
+    dp: Optional[int] = typer.Option(None, "--dp", help="Data-parallel degree (default: searched)."),
+    cp: Optional[int] = typer.Option(None, "--cp", help="Context-parallel degree (default: searched)."),
+    ep: Optional[int] = typer.Option(None, "--ep", help="Expert-parallel degree, MoE (default: searched)."),
+    vpp: Optional[int] = typer.Option(None, "--vpp", help="Virtual pipeline stages per rank, interleaving (default: searched)."),
+    mbs: Optional[int] = typer.Option(None, "--mbs", help="Micro-batch size, sequences (default: searched)."),
     recompute: Optional[str] = typer.Option(None, "--recompute", help="none | selective | partial | full (partial: full recompute of some layers)"),
     zero: Optional[int] = typer.Option(None, "--zero", help="0-3 (1 = distributed optimizer, 3 = FSDP)"),
     precision: Optional[str] = typer.Option(None, "--precision",
@@ -45,36 +54,34 @@ def train(
                                                  "else bf16)"),
     megatron_args: Optional[str] = MegatronOpt,
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens, e.g. 15T: adds days to train."),
-    derate: Optional[list[str]] = typer.Option(None, "--derate",
-                                               help="What-if multiplier on a datasheet fact, e.g. hbm_bw=0.8 "
-                                                    "(keys: compute, hbm_bw, hbm_capacity, scale_up, scale_out)."),
+    derate: Optional[list[str]] = typer.Option(None, "--derate", help=DERATE_HELP),
     top: int = typer.Option(1, "--top", help="Also list the N best plans."),
-    stack: Optional[str] = typer.Option(None, "--stack", help="Software stack (hwspecs/stacks.yaml: "
-                                        "nemo, megatron-core, megatron-2021, mindspeed, deepspeed, ...); "
-                                        "default: the modern stack for the chip's class."),
+    stack: Optional[str] = typer.Option(None, "--stack", help=STACK_HELP),
     spec_dir: Optional[list[Path]] = SpecDirOpt,
     as_json: bool = JsonOpt,
 ):
-    """Estimate step time, tokens/s, MFU and memory; knobs left out are searched."""
-    from estimator.training import estimate_training
+    """Training estimate: step time, tokens/s, MFU, memory; omitted knobs are searched."""
+    from estimator.api import estimate_training
 
     for n, v in (("chips", chips), ("gbs", gbs), ("seq-len", seq_len), ("tp", tp), ("pp", pp), ("dp", dp),
                  ("cp", cp), ("ep", ep), ("vpp", vpp), ("mbs", mbs), ("top", top)):
         _pos(n, v)
     tok = parse_count(tokens, "tokens") if tokens is not None else None
+    overrides = parse_derate(derate)
     cat = _cat(spec_dir)
     a, merged = apply(megatron_args, dict(model=model, chips=chips, gbs=gbs, seq_len=seq_len, precision=precision,
                                           tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vpp=vpp, mbs=mbs,
                                           recompute=recompute, zero=zero), cat, chip, {"precision": "bf16"})
     try:
-        res = estimate_training(
-            a["model"], chip, chips=a["chips"], gbs=a["gbs"], seq_len=a["seq_len"], system=system, tp=a["tp"],
-            pp=a["pp"], dp=a["dp"], cp=a["cp"], ep=a["ep"], vpp=a["vpp"], mbs=a["mbs"], recompute=a["recompute"],
-            zero=a["zero"], precision=None if a["precision"] == "auto" else a["precision"], tokens=tok,
-            catalog=cat, overrides=parse_derate(derate), top=top, stack=stack)
+        with compiling(["kernels.training"]):
+            res = estimate_training(
+                a["model"], chip, chips=a["chips"], gbs=a["gbs"], seq_len=a["seq_len"], system=system,
+                tp=a["tp"], pp=a["pp"], dp=a["dp"], cp=a["cp"], ep=a["ep"], vpp=a["vpp"], mbs=a["mbs"],
+                recompute=a["recompute"], zero=a["zero"], precision=a["precision"], tokens=tok,
+                catalog=cat, overrides=overrides, top=top, stack=stack)
     except (PlanError, InfeasibleError) as e:
         raise with_provenance(e, merged) from None
-    d = res.to_dict()
+    d = {**res.to_dict(), "derate": overrides}
     if merged is not None:
         d["launch_args"] = merged.to_dict()
     if as_json:
@@ -86,14 +93,16 @@ def train(
             + (f"({p['recompute_fraction']:.2f})" if p['recompute'] == 'partial' else '') + f" {p['precision']}"
             + (" ep-overlap" if p.get("ep_overlap") else ""))
     rows = [("model / chip / system", f"{res.model} on {res.chips} x {res.chip} ({res.system})"),
-            ("software stack / efficiency class", f"{res.stack} / {res.efficiency_class}"),
-            ("plan", plan), ("fits", res.fits),
-            ("step time s (p10-p90)", _band(res.step_time_s, res.step_time_s_p10, res.step_time_s_p90)),
-            ("tokens/s (p10-p90)", _band(res.tokens_per_s, res.tokens_per_s_p10, res.tokens_per_s_p90)),
-            ("tokens/s per chip", _band(res.tokens_per_s_per_chip, res.tokens_per_s_per_chip_p10,
-                                        res.tokens_per_s_per_chip_p90)),
-            ("MFU (6N + attention, PaLM)", _band(res.mfu, res.mfu_p10, res.mfu_p90)),
-            ("HFU (executed FLOPs)", res.hfu)]
+            ("software stack / efficiency class", f"{res.stack} / {res.efficiency_class}")]
+    if overrides:
+        rows.append(("what-if (--derate)", derate_text(overrides)))
+    rows += [("plan", plan), ("fits", res.fits),
+             ("step time s (p10-p90)", _band(res.step_time_s, res.step_time_s_p10, res.step_time_s_p90)),
+             ("tokens/s (p10-p90)", _band(res.tokens_per_s, res.tokens_per_s_p10, res.tokens_per_s_p90)),
+             ("tokens/s per chip", _band(res.tokens_per_s_per_chip, res.tokens_per_s_per_chip_p10,
+                                         res.tokens_per_s_per_chip_p90)),
+             ("MFU (6N + attention, PaLM)", _band(res.mfu, res.mfu_p10, res.mfu_p90)),
+             ("HFU (executed FLOPs)", res.hfu)]
     if res.days_to_train is not None:
         rows.append((f"days to train {res.tokens / 1e12:g}T tokens",
                      _band(res.days_to_train, res.days_to_train_p10, res.days_to_train_p90)))
@@ -115,7 +124,7 @@ def train(
                 "tokens_per_s": t["tokens_per_s"], "memory_gb_per_chip": t["memory_gb_per_chip"]}
                for t in res.search["top"]])
     for n in res.notes:
-        console.print(f"note: {n}")
+        say(f"note: {n}")
     if merged is not None:
         merged.render()
 
@@ -125,21 +134,31 @@ def validate(data: Path = typer.Option(..., "--data", help="Validation CSV (trai
              cv: Optional[str] = typer.Option(None, "--cv", help="Cross-validate: refit the parameters "
                                               "without each group (source | chip | row) and predict it."),
              spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt):
-    """Predicted vs measured for every row of a published-measurements CSV."""
-    from estimator.validate import cross_validate_file, validate_file
+    """Predicted vs measured for every row of a CSV of published measurements."""
+    from estimator.validate import INFER_MARKERS, cross_validate_file, read_rows, validate_file
 
-    if cv is not None:
-        rep = cross_validate_file(data, catalog=_cat(spec_dir), by=cv)
-    else:
-        rep = validate_file(data, catalog=_cat(spec_dir))
+    cat = _cat(spec_dir)
+    _, cols = read_rows(data)
+    kernels = ["kernels.training"] + (["kernels.inference"] if any(c in cols for c in INFER_MARKERS) else [])
+    with compiling(kernels):
+        rep = (cross_validate_file(data, catalog=cat, by=cv) if cv is not None
+               else validate_file(data, catalog=cat))
     if as_json:
         emit_json(rep)
-        return
-    table(f"{data}", [("id", "id"), ("chip", "chip"), ("predicted", "predicted"), ("measured", "measured"),
-                      ("ape_pct", "APE %")],
-          [{**r, "ape_pct": None if r["ape"] is None else 100 * r["ape"]} for r in rep["rows"]])
+    else:
+        _validate_tables(data, rep, cv)
+    if not rep["rows"] and rep["skipped"]:
+        raise InputError(f"--data {data}: every row was skipped ({len(rep['skipped'])}); nothing was compared")
+
+
+def _validate_tables(data: Path, rep: dict, cv: str | None = None) -> None:
+    sig = {"predicted": fmt_sig, "measured": fmt_sig, "p10": fmt_sig, "p90": fmt_sig}
+    table(f"{data}", [("id", "id"), ("chip", "chip"), ("metric", "metric"), ("predicted", "predicted"),
+                      ("p10", "p10"), ("p90", "p90"), ("measured", "measured"), ("ape_pct", "APE %")],
+          [{**r, "ape_pct": None if r["ape"] is None else 100 * r["ape"]} for r in rep["rows"]],
+          formats=sig)
     for s in rep["skipped"]:
-        console.print(f"skipped {s['id']}: {s['reason']}")
+        say(f"skipped {s['id']}: {s['reason']}")
     sm = rep["summary"]
     pct = lambda v: None if v is None else 100 * v  # noqa: E731
     title = f"summary (APE %, cross-validated by {cv})" if cv else "summary (APE %, in-sample)"
@@ -150,7 +169,7 @@ def validate(data: Path = typer.Option(..., "--data", help="Validation CSV (trai
         kv("in-sample, for comparison (APE %)", [("median", pct(ins["median_ape"])), ("p90", pct(ins["p90_ape"])),
                                                  ("max", pct(ins["max_ape"]))])
     if rep.get("cv_note"):
-        console.print(f"note: {rep['cv_note']}")
+        say(f"note: {rep['cv_note']}")
     for title, key in (("by source", "by_source"), ("by chip", "by_chip")):
         table(title, [("id", "group"), ("count", "rows"), ("median", "median %"), ("p90", "p90 %"), ("max", "max %")],
               [{"id": k, "count": v["count"], "median": pct(v["median_ape"]), "p90": pct(v["p90_ape"]),

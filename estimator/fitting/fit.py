@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from estimator.fitting.data import FitRow
 from estimator.fitting.params import Param, apply_class, apply_stack
@@ -23,6 +22,17 @@ SIGMA = 0.10
 F_SCALE = 0.20
 #: penalty residual (log units) for a row that no candidate plan fits under some parameters
 INFEASIBLE = math.log(10.0)
+
+
+def _least_squares():
+    """scipy.optimize.least_squares, imported here: scipy is the optional ``fit`` extra (numba
+    loads scipy.linalg on its first kernel call whenever scipy is installed, ~0.5 s of start-up)."""
+    try:
+        from scipy.optimize import least_squares
+    except ImportError:
+        from estimator.errors import InputError
+        raise InputError("fitting needs scipy: pip install 'suanli[fit]' (or pip install scipy)") from None
+    return least_squares
 
 
 def _robust(r: np.ndarray) -> np.ndarray:
@@ -106,6 +116,7 @@ def fit(rows: list[FitRow], params: list[Param], max_nfev: int = 400) -> FitResu
         r = np.where(ok, np.log(np.where(ok, pred, 1.0)) - meas, INFEASIBLE)
         return np.concatenate([_robust(r) / SIGMA, (y - np.log(x0)) / sd])
 
+    least_squares = _least_squares()
     sol = least_squares(resid, y0, bounds=(lo, hi), method="trf", x_scale=sd, diff_step=1e-3,
                         max_nfev=max_nfev)
     y = sol.x

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import math
+import types
+import typing
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 #: official: vendor document or vendor-authored paper; reported: reputable media, analysts or
 #: benchmark repositories citing the vendor; estimated: derived (the note says how); roadmap:
@@ -15,10 +17,51 @@ Confidence = Literal["official", "reported", "estimated", "roadmap"]
 ID_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
 
 
+_KINDS: dict = {}
+
+
+def _field_kind(cls, name: str) -> type | None:
+    """int or float when field ``name`` of ``cls`` holds a number (memoised per class)."""
+    key = (cls, name)
+    if key not in _KINDS:
+        field = cls.model_fields.get(name)
+        _KINDS[key] = _number_kind(field.annotation) if field is not None else None
+    return _KINDS[key]
+
+
+def _number_kind(annotation) -> type | None:
+    """int or float when a field holds a number (optionally None), else None."""
+    if annotation in (int, float):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(kinds) == 1 and kinds[0] in (int, float):
+            return kinds[0]
+    return None
+
+
 class Strict(BaseModel):
-    """Frozen, no unknown fields, no silent type coercion of strings to numbers."""
+    """Frozen, no unknown fields, no silent type coercion of strings or booleans to numbers."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, v, info: ValidationInfo):
+        kind = _field_kind(cls, info.field_name) if info.field_name else None
+        if kind is None or v is None:
+            return v
+        if isinstance(v, bool):
+            raise ValueError("must be a number, not true/false")
+        if isinstance(v, str):
+            raise ValueError("must be a number, not a string")
+        if kind is int and isinstance(v, float):
+            if not math.isfinite(v) or not v.is_integer():
+                raise ValueError("must be a whole number")
+            if abs(v) > 2 ** 53:
+                raise ValueError("is too large")
+            return int(v)
+        return v
 
 
 def check_finite_nonneg(v: float | None, positive: bool = False) -> float | None:
