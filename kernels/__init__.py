@@ -4,8 +4,9 @@ Kernels are pure functions of flat arrays (layouts in :mod:`kernels.layout`), wr
 preallocated outputs, with integer codes for variants and status.
 
 numba's on-disk cache (``cache=True``) is keyed on each kernel file's own timestamp, not on
-the index constants it reads from ``layout.py``; a cache compiled against an older layout would
-read the wrong slots. So the cache is dropped whenever ``layout.py`` changes.
+the files it calls into: a training kernel compiled against an older ``layout.py`` (index
+constants) or ``moe.py`` / ``collectives.py`` (functions compiled into it) would run the old
+code. So the cache is dropped whenever any kernel source file changes.
 """
 import hashlib
 import os
@@ -16,8 +17,11 @@ def _drop_stale_cache() -> None:
     here = Path(__file__).resolve().parent
     cache = here / "__pycache__"
     try:
-        stamp = hashlib.sha256((here / "layout.py").read_bytes()).hexdigest()[:16]
-        mark = cache / "layout.stamp"
+        h = hashlib.sha256()
+        for src in sorted(here.glob("*.py")):
+            h.update(src.name.encode() + b"\0" + src.read_bytes())
+        stamp = h.hexdigest()[:16]
+        mark = cache / "sources.stamp"
         if mark.is_file() and mark.read_text() == stamp:
             return
         if cache.is_dir():
