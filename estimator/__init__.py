@@ -8,7 +8,8 @@ example)::
     True
 
 Training: :func:`estimate_training`, :func:`search_plans`. Serving: :func:`estimate_inference`,
-:func:`serve_size`. Sizing: :class:`JobSpec` with :func:`size_for_time`,
+:func:`serve_size`. Sizing: :class:`JobSpec` with :func:`size_for_time` (and
+:func:`sure_count`, the count that meets a deadline at the band's p10),
 :func:`match_cluster`, :func:`fastest_under_power`, :func:`compare`, :func:`sweep`.
 Measurements: :func:`validate_file`. Specs: :class:`Catalog`. Errors derive from
 :class:`SuanliError`; bad arguments raise :class:`InputError` naming the parameter.
@@ -31,6 +32,7 @@ _EXPORTS = {
     "ClusterRow": "estimator.sizing",
     "evaluate_cluster": "estimator.sizing",
     "size_for_time": "estimator.sizing",
+    "sure_count": "estimator.sizing",
     "match_cluster": "estimator.sizing",
     "fastest_under_power": "estimator.sizing",
     "compare": "estimator.sizing",

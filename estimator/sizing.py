@@ -67,6 +67,8 @@ class JobSpec:
     ckpt_gb_per_s_per_node: float = DEFAULT_CKPT_GB_PER_S_PER_NODE
     restart_s: float = DEFAULT_RESTART_S
     overrides: dict = field(default_factory=dict)
+    #: software stack (hwspecs/stacks.yaml); None: the chip class's default
+    stack: str | None = None
 
     def __post_init__(self):
         from estimator.units import parse_count
@@ -121,9 +123,27 @@ class ClusterRow:
     note: str = ""
     #: what-if multipliers applied to datasheet facts ({} when none)
     derate: dict = field(default_factory=dict)
+    #: p10 / p90 of the throughput and of the days (with failures) it implies: the model's
+    #: cross-validated error for the chip's class and the spread of its spec figures
+    #: (estimator/fitting/bands.py); None where no band applies
+    tokens_per_s_p10: float | None = None
+    tokens_per_s_p90: float | None = None
+    days_with_failures_p10: float | None = None
+    days_with_failures_p90: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def band_overlaps(self, other: "ClusterRow") -> bool:
+        """True when the two rows' p10-p90 throughput bands overlap: the model cannot tell
+        which is faster."""
+        if None in (self.tokens_per_s_p10, self.tokens_per_s_p90, other.tokens_per_s_p10,
+                    other.tokens_per_s_p90):
+            return False
+        g1 = self.goodput if self.goodput is not None else 1.0
+        g2 = other.goodput if other.goodput is not None else 1.0
+        return (self.tokens_per_s_p10 * g1 <= other.tokens_per_s_p90 * g2
+                and other.tokens_per_s_p10 * g2 <= self.tokens_per_s_p90 * g1)
 
 
 def smooth_counts(node: int, max_chips: int, min_chips: int = 1) -> list[int]:
@@ -162,7 +182,7 @@ def evaluate_cluster(job: JobSpec, chip, chips: int, system=None, catalog: Catal
     try:
         r = estimate_training(job.model, c, chips=chips, gbs=job.gbs, seq_len=job.seq_len, system=s,
                               precision=job.precision, tokens=job.tokens, catalog=cat,
-                              overrides=job.overrides)
+                              overrides=job.overrides, stack=job.stack)
     except (InfeasibleError, PlanError) as e:
         row.why = str(e)
         return row
@@ -172,6 +192,7 @@ def evaluate_cluster(job: JobSpec, chip, chips: int, system=None, catalog: Catal
     row.tokens_per_s_per_chip = r.tokens_per_s_per_chip
     row.mfu = r.mfu
     row.step_time_s = r.step_time_s
+    row.tokens_per_s_p10, row.tokens_per_s_p90 = r.tokens_per_s_p10, r.tokens_per_s_p90
     pw = cluster_power(c, s, chips, job.pue)
     row.power_basis = pw.basis
     if pw.facility_w is not None:
@@ -184,6 +205,12 @@ def evaluate_cluster(job: JobSpec, chip, chips: int, system=None, catalog: Catal
         g = goodput(chips, nodes, params, row.days, job.mtbf_chip_h, job.ckpt_gb_per_s_per_node, job.restart_s)
         row.goodput = g.goodput
         row.days_with_failures = row.days / g.goodput if g.goodput > 0 else math.inf
+        if r.days_to_train_p10 is not None:
+            for attr, d in (("days_with_failures_p10", r.days_to_train_p10),
+                            ("days_with_failures_p90", r.days_to_train_p90)):
+                gp = goodput(chips, nodes, params, d, job.mtbf_chip_h, job.ckpt_gb_per_s_per_node,
+                             job.restart_s).goodput
+                setattr(row, attr, d / gp if gp > 0 else math.inf)
         if pw.facility_w is not None:
             row.energy_mwh_total = pw.facility_w * row.days_with_failures * 24 / 1e6
     return row
@@ -381,6 +408,32 @@ def size_for_time(job: JobSpec, chip, days: float, system=None, catalog=None,
         raise InputError("days needs the job's token count (tokens)", "days")
     check("days", days)
     return smallest_meeting(job, chip, job.tokens / (days * 86400.0), system, catalog, max_chips)
+
+
+def sure_count(job: JobSpec, chip, target_tokens_per_s: float, answer: ClusterRow, system=None,
+                catalog=None, max_chips: int = MAX_CHIPS_DEFAULT):
+    """The smallest count whose p10 throughput (the pessimistic end of its band) reaches the
+    target: the count that meets it with about 90% confidence, where ``answer`` (the p50 answer
+    of :func:`smallest_meeting`) meets it half the time. The band's relative width is taken
+    from ``answer`` (it depends on the chip class and spec spread, not on the count).
+    Returns (row, evaluated rows), or (None, []) when ``answer`` has no band.
+
+    >>> from estimator import JobSpec, size_for_time, sure_count
+    >>> job = JobSpec(model="llama3-8b", gbs=512, seq_len=4096, tokens="1T")
+    >>> row, _ = size_for_time(job, "h100", 10)
+    >>> sure, _ = sure_count(job, "h100", 1e12 / (10 * 86400), row)
+    >>> sure.chips >= row.chips
+    True
+    """
+    if not answer.fits or not answer.tokens_per_s_p10:
+        return None, []
+    widen = answer.tokens_per_s / answer.tokens_per_s_p10
+    if widen <= 1.0:
+        return answer, []
+    try:
+        return smallest_meeting(job, chip, target_tokens_per_s * widen, system, catalog, max_chips)
+    except InfeasibleError:
+        return None, []
 
 
 def match_cluster(job: JobSpec, chip, ref_chip: str, ref_chips: int, system=None, catalog=None,

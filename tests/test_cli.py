@@ -128,3 +128,16 @@ def test_catalog_found_outside_the_source_tree(tmp_path):
                         "chips", "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr
     assert len(json.loads(r.stdout)) >= 53
+
+
+def test_stack_reaches_compare_and_is_reported():
+    """--stack on compare/size/sweep goes to the plan search: the 2021 Megatron stack (no
+    overlaps, unfused attention, hosts launching every kernel) is slower than the tuned NeMo one."""
+    base = ["compare", "--model", "llama3-8b", "--chips", "h100", "--cluster-chips", "64", "--gbs", "256",
+            "--seq-len", "4096", "--json"]
+    old = json.loads(cli(*base, "--stack", "megatron-2021").stdout)
+    new = json.loads(cli(*base, "--stack", "nemo").stdout)
+    assert old["stack"] == "megatron-2021" and new["stack"] == "nemo"
+    assert old["rows"][0]["tokens_per_s"] < 0.9 * new["rows"][0]["tokens_per_s"]
+    bad = cli("sweep", "--model", "llama3-8b", "--chip", "h100", "--chips", "8:16", "--stack", "nope")
+    assert bad.returncode == 2 and "unknown stack 'nope'" in bad.stderr and "Traceback" not in bad.stderr

@@ -168,3 +168,32 @@ def test_supernode_vs_nodes_with_chip_at_system():
                           cluster_chips=384, catalog=CAT)
     assert [r.system for r in rows] == ["cloudmatrix-384", "atlas-800i-a3"]
     assert rows[0].tokens_per_s >= rows[1].tokens_per_s
+
+
+def test_band_overlap_is_symmetric_and_uses_goodput():
+    from estimator.sizing import ClusterRow
+    a = ClusterRow(chip="a", system="s", chips=8, nodes=1, fits=True, tokens_per_s=100.0,
+                   tokens_per_s_p10=80.0, tokens_per_s_p90=120.0)
+    b = ClusterRow(chip="b", system="s", chips=8, nodes=1, fits=True, tokens_per_s=150.0,
+                   tokens_per_s_p10=125.0, tokens_per_s_p90=170.0)
+    assert not a.band_overlaps(b) and not b.band_overlaps(a)      # 120 < 125
+    b.tokens_per_s_p10 = 115.0
+    assert a.band_overlaps(b) and b.band_overlaps(a)
+    a.goodput, b.goodput = 0.5, 1.0                               # a's effective band 40-60
+    assert not a.band_overlaps(b)
+    b.tokens_per_s_p10 = None                                     # no band: never "tied"
+    assert not a.band_overlaps(b)
+
+
+def test_sure_count_meets_the_deadline_at_p10():
+    """The 90%-sure count: its pessimistic (p10) throughput meets the rate the deadline needs,
+    and it is at least the p50 answer."""
+    from estimator.sizing import JobSpec, size_for_time, sure_count
+    job = JobSpec(model="llama3-8b", gbs=512, seq_len=4096, tokens="1T")
+    target = 1e12 / (10 * 86400)
+    row, _ = size_for_time(job, "h100", 10, catalog=CAT)
+    assert row.tokens_per_s_p10 < row.tokens_per_s < row.tokens_per_s_p90
+    sure, tried = sure_count(job, "h100", target, row, catalog=CAT)
+    assert sure.chips > row.chips
+    assert sure.tokens_per_s_p10 * sure.goodput >= target * 0.98   # band width taken from row
+    assert sure.days_with_failures_p90 <= 10 * 1.02

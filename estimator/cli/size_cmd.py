@@ -12,7 +12,7 @@ from estimator.cli.app import JsonOpt, SpecDirOpt, _cat, app
 from estimator.cli.first_run import compiling
 from estimator.cli.launch_opts import MegatronOpt, apply, launch_plan_row
 from estimator.cli.options import check_output, number, write_text_output
-from estimator.cli.render import console, emit_json, kv, say, table
+from estimator.cli.render import _si, console, emit_json, kv, say, table
 from estimator.cli.train_cmd import DERATE_HELP, STACK_HELP
 from estimator.errors import InputError
 from estimator.goodput import DEFAULT_CKPT_GB_PER_S_PER_NODE, DEFAULT_MTBF_CHIP_H, DEFAULT_RESTART_S
@@ -22,12 +22,12 @@ from estimator.units import derate_text, parse_count, parse_derate
 TRAINING = ["kernels.training"]
 
 ROW_COLUMNS = [("chip", "chip"), ("system", "system"), ("chips", "chips"), ("plan_s", "best plan"),
-               ("tokens_per_s", "tokens/s"), ("mfu_pct", "MFU %"), ("days", "days"),
-               ("days_with_failures", "days w/ failures"), ("power_mw", "power MW"),
+               ("tokens_per_s", "tokens/s"), ("tokens_s", "p10-p90"), ("mfu_pct", "MFU %"), ("days", "days"),
+               ("days_with_failures", "days w/ failures"), ("days_wf_s", "p10-p90"), ("power_mw", "power MW"),
                ("energy_kwh_per_1m_tokens", "kWh / 1M tok"), ("ratio_to_first", "x first")]
 
 
-def _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate):
+def _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate, stack=None):
     from estimator.sizing import JobSpec
 
     for name, v in (("gbs", gbs), ("seq-len", seq_len)):
@@ -36,7 +36,7 @@ def _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derat
     return JobSpec(model=model, gbs=gbs, seq_len=seq_len, precision=precision,
                    tokens=parse_count(tokens, "tokens") if tokens is not None else None,
                    pue=pue, mtbf_chip_h=mtbf, ckpt_gb_per_s_per_node=ckpt, restart_s=restart,
-                   overrides=parse_derate(derate))
+                   overrides=parse_derate(derate), stack=stack)
 
 
 def _plan_s(p: dict | None) -> str:
@@ -60,20 +60,55 @@ def _power_lines(data: list[dict]) -> list[str]:
     return out
 
 
-def _rows_out(rows, title, as_json, extra=None, job=None):
+def _rows_out(rows, title, as_json, extra=None, job=None, compare_bands=False):
     data = [r.to_dict() for r in rows]
     derate = dict(job.overrides) if job is not None else {}
     if as_json:
-        emit_json({**(extra or {}), "derate": derate, "rows": data})
+        more = {}
+        if compare_bands and rows:
+            more["not_distinguishable_from_first"] = [r.chip for r in rows[1:]
+                                                      if r.fits and rows[0].fits and r.band_overlaps(rows[0])]
+        emit_json({**(extra or {}), **more, "derate": derate, "stack": job.stack if job else None, "rows": data})
         return
     view = [{**d, "plan_s": _plan_s(d["plan"]) if d["fits"] else f"infeasible: {d['why']}",
-             "mfu_pct": 100 * d["mfu"] if d["fits"] else None} for d in data]
-    table(title + (f" [what-if: {derate_text(derate)}]" if derate else ""), ROW_COLUMNS, view, digits=2)
+             "mfu_pct": 100 * d["mfu"] if d["fits"] else None,
+             "tokens_s": _band_s(d["tokens_per_s_p10"], d["tokens_per_s_p90"]) if d["fits"] else None,
+             "days_wf_s": _days_band(d)} for d in data]
+    stack = f" [stack: {job.stack}]" if job is not None and job.stack else ""
+    table(title + stack + (f" [what-if: {derate_text(derate)}]" if derate else ""), ROW_COLUMNS, view, digits=2)
     for line in _power_lines(data):
         say(line)
     for d in data:
         if d["note"]:
             say(f"note {d['chip']}: {d['note']}")
+    if compare_bands and len(rows) > 1:
+        for line in _overlaps(rows):
+            say(line)
+
+
+def _band_s(lo, hi) -> str | None:
+    """'605k-1.09M': a p10-p90 band in three significant figures."""
+    if lo is None or hi is None:
+        return None
+    return f"{_si(lo)}-{_si(hi)}"
+
+
+def _days_band(d: dict) -> str | None:
+    lo, hi = d["days_with_failures_p10"], d["days_with_failures_p90"]
+    if lo is None or hi is None:
+        return None
+    return f"{lo:,.0f}-{hi:,.0f}"
+
+
+def _overlaps(rows) -> list[str]:
+    """Rows whose p10-p90 band overlaps the first row's: the model cannot rank them."""
+    first = rows[0]
+    tied = [r.chip + (f"@{r.system}" if sum(x.chip == r.chip for x in rows) > 1 else "")
+            for r in rows[1:] if r.fits and first.fits and r.band_overlaps(first)]
+    if not tied:
+        return []
+    return [f"p10-p90 bands overlap {first.chip}'s: {', '.join(tied)} (the gap is within the model's "
+            "error for one run; errors shared across chips make the ratio surer than the bands suggest)"]
 
 
 def _progress():
@@ -95,6 +130,7 @@ COMMON = dict(
     ckpt=number(DEFAULT_CKPT_GB_PER_S_PER_NODE, "--checkpoint-gb-per-s", "Checkpoint write bandwidth per node, GB/s.",
                 param="ckpt_gb_per_s_per_node"),
     restart=number(DEFAULT_RESTART_S, "--restart-s", "Time to restart after a failure, s."),
+    stack=typer.Option(None, "--stack", help=STACK_HELP),
 )
 MODEL_OPT = typer.Option(..., "--model", help="Catalog id, alias or YAML path.")
 CHIP_OPT = typer.Option(..., "--chip", help="Catalog id, alias or YAML path.")
@@ -187,6 +223,7 @@ def size(
     system: Optional[str] = SYSTEM_OPT, gbs: int = COMMON["gbs"],
     seq_len: int = COMMON["seq_len"], precision: str = COMMON["precision"], pue: float = COMMON["pue"],
     mtbf: float = COMMON["mtbf"], ckpt: float = COMMON["ckpt"], restart: float = COMMON["restart"],
+    stack: Optional[str] = COMMON["stack"],
     max_chips: int = typer.Option(200_000, "--max-chips", help="Largest cluster considered."),
     derate: Optional[list[str]] = typer.Option(None, "--derate", help=DERATE_HELP),
     spec_dir: Optional[list[Path]] = SpecDirOpt, as_json: bool = JsonOpt,
@@ -201,13 +238,15 @@ def size(
         raise InputError("--days needs --tokens")
     if max_chips <= 0:
         raise InputError(f"--max-chips must be positive (got {max_chips})")
-    job = _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate)
+    job = _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate, stack)
     cat = _cat(spec_dir)
     if days is not None:
         with compiling(TRAINING):
             row, tried = sizing.size_for_time(job, chip, days, system, cat, max_chips)
+            sure, tried_sure = sizing.sure_count(job, chip, job.tokens / (days * 86400.0), row, system, cat,
+                                                 max_chips)
         title = f"smallest {row.chip} cluster for {tokens} tokens in {days:g} days"
-        extra = {"question": "deadline"}
+        extra = {"question": "deadline", "sure_90": None if sure is None else sure.to_dict()}
         rows = [row]
     elif match is not None:
         if ":" not in match:
@@ -235,6 +274,12 @@ def size(
     if not as_json:
         say(_resolution(row, tried) if extra["question"] != "power_budget"
             else f"{len(tried)} counts tried at or below what the budget powers")
+        if extra["question"] == "deadline":
+            if sure is None:
+                say("90% sure: no count up to --max-chips meets the deadline at the band's p10 throughput")
+            elif sure.chips != row.chips:
+                say(f"90% sure (p10 throughput meets the deadline): {sure.chips:,} chips "
+                    f"({sure.chips / row.chips:.2f}x), p90 days {sure.days_with_failures_p90:,.1f}")
 
 
 @app.command()
@@ -249,6 +294,7 @@ def compare(
     gbs: int = COMMON["gbs"], seq_len: int = COMMON["seq_len"], precision: str = COMMON["precision"],
     pue: float = COMMON["pue"], mtbf: float = COMMON["mtbf"], ckpt: float = COMMON["ckpt"],
     restart: float = COMMON["restart"],
+    stack: Optional[str] = COMMON["stack"],
     max_chips: int = typer.Option(200_000, "--max-chips", help="Largest cluster considered (with --days)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG bar chart."),
     derate: Optional[list[str]] = typer.Option(None, "--derate", help=DERATE_HELP),
@@ -277,7 +323,7 @@ def compare(
         raise InputError(f"--cluster-chips must be positive (got {cluster_chips})")
     if days is not None and tokens is None:
         raise InputError("--days needs --tokens")
-    job = _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate)
+    job = _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate, stack)
     cat = _cat(spec_dir)
     for n in names:   # unknown ids fail before any work
         c, sys_name = sizing.split_chip_system(n, cat)
@@ -290,7 +336,7 @@ def compare(
     frame = (f"{cluster_chips:,} chips each" if cluster_chips else
              f"{equal_power:g} MW each" if equal_power else f"{tokens} tokens in {days:g} days")
     title = f"{model}: {frame}"
-    _rows_out(rows, title, as_json, {"question": "compare", "frame": frame}, job)
+    _rows_out(rows, title, as_json, {"question": "compare", "frame": frame}, job, compare_bands=True)
     if plot is not None:
         from estimator.plot import plot_compare
         plot_compare(rows, title, plot)
@@ -321,6 +367,7 @@ def sweep(
     gbs: int = COMMON["gbs"], seq_len: int = COMMON["seq_len"], precision: str = COMMON["precision"],
     pue: float = COMMON["pue"], mtbf: float = COMMON["mtbf"], ckpt: float = COMMON["ckpt"],
     restart: float = COMMON["restart"],
+    stack: Optional[str] = COMMON["stack"],
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG scaling curve."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the rows as CSV ('-': to stdout, instead of the table)."),
     derate: Optional[list[str]] = typer.Option(None, "--derate", help=DERATE_HELP),
@@ -334,7 +381,7 @@ def sweep(
         raise InputError("--csv - and --json both write to stdout: choose one")
     check_output("--csv", csv_out)
     check_output("--plot", plot, ".png")
-    job = _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate)
+    job = _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derate, stack)
     cat = _cat(spec_dir)
     with compiling(TRAINING), _progress() as prog:
         task = prog.add_task("sweeping", total=len(counts))
