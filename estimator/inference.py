@@ -19,8 +19,7 @@ import numpy as np
 
 from estimator.catalog import Catalog, default_catalog
 from estimator.errors import InfeasibleError, InputError, PlanError
-from estimator.packing import pack_serving_stack
-from estimator.packing import GIB
+from estimator.packing import GIB, pack_hardware, pack_serving_stack
 from estimator.plans import divisors
 from estimator.training import resolve
 from kernels import layout as K
@@ -66,6 +65,18 @@ class InferenceResult:
     breakdown_ms: dict
     search: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    # p10 / p90 (estimator/fitting/bands.py): the serving residual spread for the chip's class
+    # combined with the chosen plan re-run at the ends of its spec figures' ranges. Times run
+    # the other way: p10 is the fast end. None before a band is attached.
+    output_tokens_per_s_p10: float | None = None
+    output_tokens_per_s_p90: float | None = None
+    tpot_ms_p10: float | None = None
+    tpot_ms_p90: float | None = None
+    ttft_ms_p10: float | None = None
+    ttft_ms_p90: float | None = None
+    input_tokens_per_s_per_chip_p10: float | None = None
+    input_tokens_per_s_per_chip_p90: float | None = None
+    band: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -265,10 +276,50 @@ def estimate_inference(model, chip, *, chips: int, input_len: int, output_len: i
     idx = np.flatnonzero(feasible)
     best = idx[np.argmax(score[idx])]
     res = _result(m, c, s, chips, phase, stack_id, P[best], out[best], int(st[best]), hv, counts)
+    _attach_band(res, m, c, s, cls, mv, P[best], phase, cat, overrides)
     if stack_id == "other":
         res.notes.append("stack 'other': an in-house engine, taken to have every feature the "
                          "catalog's engines have (the search picks)")
     return res
+
+
+def _attach_band(res: InferenceResult, m, c, s, cls: str, mv, plan, phase: str, cat: Catalog,
+                 overrides: dict | None) -> None:
+    """p10 / p90 beside throughput, TPOT and TTFT: the model's serving error for the class
+    (uncertainty.yaml, kind "serving") and the chosen plan re-evaluated with every spec figure
+    at the low and high ends of its range (by confidence)."""
+    from estimator.fitting.bands import combine, spec_overrides, spec_spread
+
+    spread = spec_spread(c, s)
+    eff = cat.efficiency().for_chip(c.id)[1]
+    ends = []
+    for side in (-1, 1):
+        hv2 = pack_hardware(c, s, eff, spec_overrides(spread, side, overrides))
+        o2, st2 = new_inference_outputs(1)
+        evaluate_inference(mv, hv2, plan.reshape(1, -1), o2, st2)
+        ends.append(o2[0])
+    mb = cat.uncertainty().model_band("serving", cls)
+
+    if phase != "prefill" and res.tpot_ms > 0:
+        # output tokens/s and TPOT move together (batch fixed): band the decode step rate
+        q = K.Q_TPOT_E2E if phase == "e2e" else K.Q_TPOT
+        r0 = 1e3 / res.tpot_ms
+        lo, hi = combine(r0, mb, 1.0 / ends[0][q], 1.0 / ends[1][q])
+        f_lo, f_hi = lo / r0, hi / r0
+        res.output_tokens_per_s_p10 = res.output_tokens_per_s * f_lo
+        res.output_tokens_per_s_p90 = res.output_tokens_per_s * f_hi
+        res.tpot_ms_p10, res.tpot_ms_p90 = res.tpot_ms / f_hi, res.tpot_ms / f_lo
+    t0 = res.ttft_ms / 1e3
+    if t0 > 0:
+        lo, hi = combine(1.0 / t0, mb, 1.0 / ends[0][K.Q_TTFT], 1.0 / ends[1][K.Q_TTFT])
+        res.ttft_ms_p10, res.ttft_ms_p90 = 1e3 / hi, 1e3 / lo
+        # prefill-saturated input rate moves with the prefill speed
+        res.input_tokens_per_s_per_chip_p10 = res.input_tokens_per_s_per_chip * lo * t0
+        res.input_tokens_per_s_per_chip_p90 = res.input_tokens_per_s_per_chip * hi * t0
+    res.band = {"calibrated": mb.calibrated, "model_error": mb.basis,
+                "model_q10_q90_log": [mb.q10, mb.q90], "spec_spread": spread}
+    if not mb.calibrated:
+        res.notes.append(f"{cls}: no measured serving runs for this class: wide band")
 
 
 def _result(m, c, s, chips, phase, stack_id, p, o, status, hv, counts) -> InferenceResult:

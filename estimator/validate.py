@@ -193,10 +193,15 @@ def _infer_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
     pred = {"output_tokens_per_s_per_chip": res.output_tokens_per_s_per_chip,
             "input_tokens_per_s_per_chip": res.input_tokens_per_s_per_chip,
             "tpot_ms": res.tpot_ms, "ttft_ms": res.ttft_ms}[metric]
+    p10, p90 = {"output_tokens_per_s_per_chip": (
+        None if res.output_tokens_per_s_p10 is None else res.output_tokens_per_s_p10 / chips,
+        None if res.output_tokens_per_s_p90 is None else res.output_tokens_per_s_p90 / chips),
+        "input_tokens_per_s_per_chip": (res.input_tokens_per_s_per_chip_p10, res.input_tokens_per_s_per_chip_p90),
+        "tpot_ms": (res.tpot_ms_p10, res.tpot_ms_p90), "ttft_ms": (res.ttft_ms_p10, res.ttft_ms_p90)}[metric]
     plan = {**res.plan, "batch": res.batch, "stack": res.stack}
     return RowResult(id=r["id"], row=rowno, source=(r.get("source") or "").strip(), chip=res.chip,
                      model=res.model, metric=metric, predicted=pred, measured=measured,
-                     ape=abs(pred - measured) / measured, plan=plan)
+                     ape=abs(pred - measured) / measured, plan=plan, p10=p10, p90=p90)
 
 
 def _summary(apes: list[float]) -> dict:

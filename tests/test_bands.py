@@ -108,3 +108,37 @@ def test_shipped_band_table_loads_and_covers_every_calibrated_class():
     for cls in ("nvidia-ampere", "nvidia-hopper", "ascend"):
         b = t.model_band("training", cls)
         assert b.calibrated and b.q10 <= 0 <= b.q90 and b.shift_sd > 0
+
+
+def test_serving_estimates_carry_bands_that_bracket_the_value():
+    """Serving: p10 <= value <= p90 for throughput; times run the other way (p10 = fast end);
+    TPOT and output tokens/s come from one factor (batch fixed): tokens/s x TPOT is constant."""
+    from estimator.inference import estimate_inference
+
+    r = estimate_inference("llama3-70b", "h100", chips=8, input_len=2000, output_len=500, catalog=CAT)
+    assert r.output_tokens_per_s_p10 < r.output_tokens_per_s < r.output_tokens_per_s_p90
+    assert r.tpot_ms_p10 < r.tpot_ms < r.tpot_ms_p90
+    assert r.ttft_ms_p10 < r.ttft_ms < r.ttft_ms_p90
+    assert r.input_tokens_per_s_per_chip_p10 < r.input_tokens_per_s_per_chip < r.input_tokens_per_s_per_chip_p90
+    k = r.output_tokens_per_s * r.tpot_ms
+    assert r.output_tokens_per_s_p10 * r.tpot_ms_p90 == pytest.approx(k, rel=1e-9)
+    assert r.output_tokens_per_s_p90 * r.tpot_ms_p10 == pytest.approx(k, rel=1e-9)
+    assert r.band["calibrated"] is True and "serving" in r.band["model_error"]
+
+
+def test_serving_band_of_a_class_without_serving_runs_is_wider():
+    from estimator.inference import estimate_inference
+
+    kw = dict(chips=8, input_len=2000, output_len=500, catalog=CAT)
+    nv = estimate_inference("llama3-8b", "h100", **kw)
+    amd = estimate_inference("llama3-8b", "mi300x", **kw)
+    width = lambda r: math.log(r.output_tokens_per_s_p90 / r.output_tokens_per_s_p10)  # noqa: E731
+    assert amd.band["calibrated"] is False and width(amd) > width(nv)
+
+
+def test_validate_serving_rows_carry_bands(data_dir):
+    from estimator.validate import validate_file
+
+    rep = validate_file(data_dir / "validation" / "inference.csv", catalog=CAT)
+    assert all(x["p10"] <= x["predicted"] <= x["p90"] for x in rep["rows"])
+    assert 0.0 < rep["summary"]["coverage"] <= 1.0

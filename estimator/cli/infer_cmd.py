@@ -9,7 +9,7 @@ import typer
 from estimator.cli.app import JsonOpt, SpecDirOpt, _cat, app
 from estimator.cli.first_run import compiling
 from estimator.cli.options import number
-from estimator.cli.render import emit_json, kv, say, table
+from estimator.cli.render import emit_json, fmt_band, kv, say, table
 from estimator.cli.train_cmd import DERATE_HELP
 from estimator.power import PUE_DEFAULT
 from estimator.units import derate_text, parse_derate
@@ -75,8 +75,10 @@ def infer(
                  + (" two-batch-overlap" if p["two_batch_overlap"] else "")
                  + (f" spec {p['spec_draft']} drafted / {p['spec_accept']:g} emitted" if p["spec_draft"] else "")),
         ("batch (max by memory)", f"{r.batch} ({r.max_batch_by_memory})"),
-        ("TTFT ms", r.ttft_ms), ("TPOT ms", r.tpot_ms),
-        ("output tokens/s (replica)", r.output_tokens_per_s),
+        ("TTFT ms (p10-p90)", fmt_band(r.ttft_ms, r.ttft_ms_p10, r.ttft_ms_p90)),
+        ("TPOT ms (p10-p90)", fmt_band(r.tpot_ms, r.tpot_ms_p10, r.tpot_ms_p90)),
+        ("output tokens/s, replica (p10-p90)",
+         fmt_band(r.output_tokens_per_s, r.output_tokens_per_s_p10, r.output_tokens_per_s_p90)),
         ("output tokens/s per chip", r.output_tokens_per_s_per_chip),
         ("input tokens/s per chip (prefill saturated)", r.input_tokens_per_s_per_chip),
         ("MoE max/mean load over EP ranks", r.expert_imbalance),
@@ -87,6 +89,8 @@ def infer(
           [{"part": k, "ms": v} for k, v in r.breakdown_ms.items()], digits=3)
     for n in r.notes:
         say(f"note: {n}")
+    if r.band:
+        say(f"band: {r.band['model_error']}; spec spread by confidence")
 
 
 @app.command("serve-size")
