@@ -44,10 +44,10 @@ def test_kernel_vs_unjitted_ratio(benchmark):
     benchmark.pedantic(evaluate_training, args=(mv, hv, sv, P, out, st), rounds=3,
                                   iterations=1)
     t_kernel = benchmark.stats.stats.min
-    n_ref = 300
+    n_ref = 3000
     pure = pure_kernels().training
     ro, rs = new_outputs(n_ref)
-    t_ref = _best(lambda: pure.evaluate_training(mv, hv, sv, P[:n_ref], ro, rs), rounds=2)
+    t_ref = _best(lambda: pure.evaluate_training(mv, hv, sv, P[:n_ref], ro, rs), rounds=3)
     per_kernel = t_kernel / len(P)
     per_ref = t_ref / n_ref
     ratio = per_ref / per_kernel
@@ -55,7 +55,8 @@ def test_kernel_vs_unjitted_ratio(benchmark):
                                  "unjitted_plans_per_s": 1 / per_ref, "speedup_vs_unjitted": ratio})
     print(f"\nkernel {1 / per_kernel:,.0f} plans/s; un-jitted {1 / per_ref:,.0f} plans/s; x{ratio:,.0f}")
     # the un-jitted run uses the same per-batch memo, so this is the JIT's own gain (measured
-    # ~270x on the dev machine); the gate trips at about 2x slower than that
+    # 140-270x on shared 2-core machines, 3,000 un-jitted plans so the timing is not noise);
+    # the gate trips at about 2x slower than the high end
     assert ratio >= 120
 
 
