@@ -42,6 +42,7 @@ LIMITS: dict[str, Limit] = {
     "top": Limit(1, 100_000, True, "more plans than anyone reads", True),
     # workload and targets
     "tokens": Limit(0, 1e16, False, "10,000T tokens, hundreds of times the largest published run"),
+    "flops": Limit(0, 1e32, False, "a million times the largest training run on record"),
     "days": Limit(0, 36_500, False, "a century"),
     "qps": Limit(0, 1e7, False, "ten million requests per second"),
     "power_budget_mw": Limit(0, 1e5, False, "100 GW"),

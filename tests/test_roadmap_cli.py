@@ -152,3 +152,22 @@ def test_chips_export_and_chip(capsys, monkeypatch):
     assert d["export_control"]["tpp"] == pytest.approx(1979 * 8, rel=5e-3)
     code, out, _ = run(["chip", "b200"], capsys, monkeypatch)
     assert code == 0 and "TPP" in out and "density unknown" in out
+
+
+def test_flops_reference_run(tmp_path, capsys, monkeypatch):
+    """--flops alone: the reference shape (Llama 3 405B) with tokens = FLOPs / (6 x params)."""
+    a = scenario(tmp_path, "one", "h100-sxm")
+    code, out, err = run(["roadmap", "--flops", "1e25", "--scenario", a, "--chips", "1024", "--years", "2025",
+                          "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    ref = d["reference_run"]
+    assert ref["flops"] == pytest.approx(1e25)
+    assert d["tokens"] == pytest.approx(1e25 / (6 * ref["params"]), rel=1e-6)
+
+
+@pytest.mark.parametrize("value,fragment", [("abc", "cannot read"), ("1e40", "flops"), ("-5", "positive")])
+def test_bad_flops_one_line(tmp_path, capsys, monkeypatch, value, fragment):
+    a = scenario(tmp_path, "one", "h100-sxm")
+    code, out, err = run(["roadmap", "--flops", value, "--scenario", a, "--chips", "64"], capsys, monkeypatch)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
