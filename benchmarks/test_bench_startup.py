@@ -72,7 +72,7 @@ def test_warm_plan_search_vs_numba_import(benchmark):
 @pytest.mark.skipif(os.environ.get("SUANLI_BENCH_COLD") != "1",
                     reason="compiles the kernels from scratch (about a minute); set SUANLI_BENCH_COLD=1")
 def test_cold_first_run_says_it_compiles(benchmark, tmp_path):
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), "SUANLI_COMPILE_NOTICE": "1"}
     cmd = SEARCH[:5] + ["llama3-8b", "--chip", "h100", "--chips", "8", "--gbs", "64", "--seq-len", "4096"]
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)

@@ -40,7 +40,7 @@ def test_entry_kernels_are_the_ones_python_calls():
 def test_notice_says_compiling_and_the_real_wait(monkeypatch, capsys):
     states = iter([["kernels.training"], []])
     monkeypatch.setattr(warm, "cold_kernels", lambda modules=None: next(states))
-    with first_run.compiling(["kernels.training"]):
+    with first_run.compiling(["kernels.training"], announce=True, delay_s=0):
         pass
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2
@@ -51,14 +51,14 @@ def test_notice_says_compiling_and_the_real_wait(monkeypatch, capsys):
 
 def test_no_notice_when_warm(monkeypatch, capsys):
     monkeypatch.setattr(warm, "cold_kernels", lambda modules=None: [])
-    with first_run.compiling(["kernels.training"]):
+    with first_run.compiling(["kernels.training"], announce=True, delay_s=0):
         pass
     assert capsys.readouterr().err == ""
 
 
 def test_notice_says_when_the_cache_cannot_be_written(monkeypatch, capsys):
     monkeypatch.setattr(warm, "cold_kernels", lambda modules=None: ["kernels.inference"])
-    with first_run.compiling(["kernels.inference"]):
+    with first_run.compiling(["kernels.inference"], announce=True, delay_s=0):
         pass
     err = capsys.readouterr().err
     assert "NUMBA_CACHE_DIR" in err and "about 20 s" in err
@@ -76,12 +76,42 @@ def test_commands_announce_a_cold_compile(monkeypatch, capsys, args):
     def fake(modules=None):
         seen.append(list(modules))
         return []
+    monkeypatch.setenv("SUANLI_COMPILE_NOTICE", "1")
     monkeypatch.setattr(warm, "cold_kernels", fake)
     monkeypatch.setattr(sys, "argv", ["suanli", *args])
     with pytest.raises(SystemExit) as e:
         main()
     assert e.value.code == 0
     assert seen and seen[0] == (["kernels.training"] if args[0] == "train" else ["kernels.inference"])
+
+
+def test_a_fast_input_error_gets_no_notice(monkeypatch, capsys):
+    """An error raised before any kernel compiles (well inside the delay) leaves stderr to the
+    error line alone, even with a cold cache and the notice asked for."""
+    monkeypatch.setattr(warm, "cold_kernels", lambda modules=None: ["kernels.training"])
+    with pytest.raises(ValueError):
+        with first_run.compiling(["kernels.training"], announce=True, delay_s=5.0):
+            raise ValueError("unknown chip")
+    assert capsys.readouterr().err == ""
+
+
+def test_slow_work_gets_the_notice_after_the_delay(monkeypatch, capsys):
+    import time
+    states = iter([["kernels.training"], []])
+    monkeypatch.setattr(warm, "cold_kernels", lambda modules=None: next(states))
+    with first_run.compiling(["kernels.training"], announce=True, delay_s=0.05):
+        time.sleep(0.3)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[0].startswith("suanli: compiling the estimator once")
+    assert err[1].startswith("suanli: compiled and answered in ")
+
+
+@pytest.mark.parametrize("value,tty,expected", [("", False, False), ("", True, True),
+                                                ("1", False, True), ("0", True, False)])
+def test_notice_only_at_a_terminal_unless_asked(monkeypatch, value, tty, expected):
+    monkeypatch.setenv("SUANLI_COMPILE_NOTICE", value)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty, raising=False)
+    assert first_run.wants_notice() is expected
 
 
 def test_warmup_command():
