@@ -79,6 +79,30 @@ def stack_rule(plan: dict, features: TrainingFeatures | None, moe: bool) -> str 
     return None
 
 
+def folds_experts(features: TrainingFeatures | None) -> bool:
+    return features is not None and features.moe_parallel_folding
+
+
+def ep_rule(tp: int, dp: int, cp: int, ep: int, features: TrainingFeatures | None) -> str | None:
+    """EP is carved out of the data-parallel ranks (ep divides dp*cp); with MoE parallel
+    folding (Megatron-Core, Liu et al. 2025) the expert layers may also take in the TP ranks:
+    ep divides tp*dp*cp and the expert TP degree becomes tp*dp*cp/ep."""
+    if (dp * cp) % ep == 0:
+        return None
+    if folds_experts(features):
+        if (tp * dp * cp) % ep == 0:
+            return None
+        return f"ep ({ep}) must divide tp*dp*cp ({tp * dp * cp}) to fold the expert layers"
+    return f"ep ({ep}) must divide dp*cp ({dp * cp}): EP is carved out of data-parallel ranks"
+
+
+def stage_slots(model: ModelSpec, features: TrainingFeatures | None) -> int:
+    """The most pipeline stages (pp*vpp) the layers can fill: one layer each, plus the
+    embedding and the loss where the stack counts them as layers (Megatron-Core
+    --account-for-embedding-in-pipeline-split / --account-for-loss-in-pipeline-split)."""
+    return model.layers + (2 if features is not None and features.embedding_loss_stages else 0)
+
+
 def check_plan(model: ModelSpec, w: Workload, plan: dict, features: TrainingFeatures | None = None) -> None:
     """Raise PlanError naming the first rule the (complete) plan breaks."""
     tp, pp, dp, cp, ep, vpp, mbs = (plan[k] for k in ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs"))
@@ -91,8 +115,10 @@ def check_plan(model: ModelSpec, w: Workload, plan: dict, features: TrainingFeat
     why = tp_rule(model, tp)
     if why:
         raise PlanError(why)
-    if pp * vpp > model.layers:
-        raise PlanError(f"pp*vpp = {pp * vpp} pipeline stages exceed the {model.layers} layers")
+    if pp * vpp > stage_slots(model, features):
+        extra = (" (+2 for the embedding and the loss in this stack)"
+                 if features is not None and features.embedding_loss_stages else "")
+        raise PlanError(f"pp*vpp = {pp * vpp} pipeline stages exceed the {model.layers} layers{extra}")
     if w.gbs % (dp * mbs):
         raise PlanError(f"gbs ({w.gbs}) not divisible by dp*mbs ({dp}*{mbs})")
     why = schedule_rule(pp, vpp, w.gbs // (dp * mbs), features)
@@ -106,8 +132,9 @@ def check_plan(model: ModelSpec, w: Workload, plan: dict, features: TrainingFeat
         if plan.get("ep_overlap"):
             raise PlanError("ep_overlap needs a mixture-of-experts model with ep > 1")
     else:
-        if (dp * cp) % ep:
-            raise PlanError(f"ep ({ep}) must divide dp*cp ({dp * cp}): EP is carved out of data-parallel ranks")
+        why = ep_rule(tp, dp, cp, ep, features)
+        if why:
+            raise PlanError(why)
         if model.moe.experts % ep:
             raise PlanError(f"ep ({ep}) must divide the number of experts ({model.moe.experts})")
         if plan.get("ep_overlap") and (ep == 1 or w.gbs // (dp * mbs) < 2):
@@ -135,6 +162,7 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
         return [v] if v is not None else default
 
     rows = []
+    slots = stage_slots(model, features)
     for tp in choices("tp", divisors(n)):
         if n % tp or tp_rule(model, tp):
             continue
@@ -150,20 +178,21 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
                 if fixed.get("dp") is not None and fixed["dp"] != dp:
                     continue
                 if moe:
-                    eps = [e for e in divisors(dp * cp) if model.moe.experts % e == 0]
+                    width = tp * dp * cp if folds_experts(features) else dp * cp
+                    eps = [e for e in divisors(width) if model.moe.experts % e == 0]
                 else:
                     eps = [1]
                 for ep in choices("ep", eps):
-                    if moe and ((dp * cp) % ep or model.moe.experts % ep):
+                    if moe and (ep_rule(tp, dp, cp, ep, features) or model.moe.experts % ep):
                         continue
                     if not moe and ep != 1:
                         continue
                     if pp == 1 or not interleave:
                         vpps = [1]
                     else:
-                        vpps = [v for v in range(1, VPP_MAX + 1) if pp * v <= model.layers]
+                        vpps = [v for v in range(1, VPP_MAX + 1) if pp * v <= slots]
                     for vpp in choices("vpp", vpps):
-                        if pp * vpp > model.layers or (vpp > 1 and pp == 1):
+                        if pp * vpp > slots or (vpp > 1 and pp == 1):
                             continue
                         for mbs in choices("mbs", list(MBS_CHOICES)):
                             if w.gbs % (dp * mbs):

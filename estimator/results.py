@@ -43,7 +43,15 @@ def plan_dict(row: np.ndarray) -> dict:
         "recompute_fraction": _recompute_fraction(row),
         "precision": PREC_NAMES[int(row[K.P_PREC])],
         "ep_overlap": bool(row[K.P_EPO]),
+        "etp": expert_tp(row),
     }
+
+
+def expert_tp(row: np.ndarray) -> int:
+    """Tensor-parallel degree of the expert layers (kernels.training.expert_tp): tp, or with
+    MoE parallel folding tp*dp*cp/ep."""
+    tp, dp, cp, ep = (int(row[k]) for k in (K.P_TP, K.P_DP, K.P_CP, K.P_EP))
+    return tp if (dp * cp) % ep == 0 else tp * dp * cp // ep
 
 
 @dataclass

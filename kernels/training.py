@@ -97,6 +97,30 @@ def _gcd(a, b):
 
 
 @njit(cache=True, error_model="numpy")
+def expert_tp(tp, dp, cp, ep):
+    """Tensor-parallel degree of the expert layers. EP carved out of the data-parallel ranks
+    (ep divides dp*cp): experts are split over the same TP group as the rest (expert TP = tp).
+    Otherwise MoE parallel folding (Liu et al. 2025, arXiv 2504.14960; Megatron-Core
+    --expert-tensor-parallel-size): the expert layers remap the tp*cp*dp ranks of a pipeline
+    stage as ETP x EP with no expert data parallelism, ETP = tp*cp*dp / ep."""
+    if (dp * cp) % ep == 0.0:
+        return tp
+    return tp * dp * cp / ep
+
+
+@njit(cache=True, error_model="numpy")
+def inner_block(tp, dp, cp, ep, etp):
+    """Data-parallel ranks inside the block that sits between TP and PP in the rank order: the
+    CP/EP groups (lcm of cp and ep); with folded experts the whole data-parallel width (the EP
+    group spans it)."""
+    if etp < tp:
+        return dp * cp
+    icp = int(cp)
+    iep = int(ep)
+    return float(icp * iep // _gcd(icp, iep))
+
+
+@njit(cache=True, error_model="numpy")
 def precision_terms(hv, prec):
     """(16-bit peak, matmul peak, low-precision factor, bytes per matmul input element)."""
     peak16 = hv[K.H_PEAK_BF16] if prec != K.PREC_FP16 else hv[K.H_PEAK_FP16]
@@ -200,7 +224,7 @@ def host_ops(mv, sv, tp, ep, prec, moe_layer):
 
 
 @njit(cache=True, error_model="numpy")
-def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
+def layer_costs(out, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, moe_layer):
     """Fill ``out`` (L_*) for one layer (dense or MoE) and one micro-batch on one rank."""
     h = mv[K.M_HIDDEN]
     a = mv[K.M_HEADS]
@@ -264,21 +288,22 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
         fe = mv[K.M_FE]
         local = E / ep
         imb = ep_imbalance(E, ep, sv[K.S_MOE_CV])
-        te = T * k * ep / E * imb                  # tokens per local expert, busiest rank
+        Te = T * etp / tp                          # tokens of the rank's ETP group
+        te = Te * k * ep / E * imb                 # tokens per local expert, busiest rank
         grouped = sv[K.S_GROUPED_GEMM] > 0.5
         g_router = gemm_time(hv, T, E, h, 1.0, peak16, 1.0, BF16_BYTES)
-        g_up = grouped_gemm(hv, te, up * fe / tp, h, local, peak, lp, in_b, grouped)
-        g_down = grouped_gemm(hv, te, h, fe / tp, local, peak, lp, in_b, grouped)
-        q_el += T * k * imb * (h + fe / tp)
-        q_out += T * k * imb * (up * fe / tp + h)
-        act_bytes += act_el * T * k * imb * fe / tp * BF16_BYTES
+        g_up = grouped_gemm(hv, te, up * fe / etp, h, local, peak, lp, in_b, grouped)
+        g_down = grouped_gemm(hv, te, h, fe / etp, local, peak, lp, in_b, grouped)
+        q_el += Te * k * imb * (h + fe / etp)
+        q_out += Te * k * imb * (up * fe / etp + h)
+        act_bytes += act_el * Te * k * imb * fe / etp * BF16_BYTES
         # permutation through HBM (read + write of every routed copy): permute and unpermute,
         # plus the chunk sort before and after the all-to-all when ep > 1; fused permute
         # kernels (TE / DeepEP) do each direction in one pass
         passes = 2.0 if ep <= 1.0 else 4.0
         if fused:
             passes = passes / 2.0
-        elem += passes * 2.0 * T * k * imb * h * BF16_BYTES
+        elem += passes * 2.0 * Te * k * imb * h * BF16_BYTES
         elem += 3.0 * T * E * FP32_BYTES            # router softmax / top-k on fp32 logits
         n_launch += 10.0 if fused else 20.0
         if not grouped:
@@ -295,7 +320,7 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
         if ep > 1.0:
             # dispatch (fp8 when the matmuls are fp8, as DeepSeek-V3 sec. 3.3) and combine (16
             # bit) over the tiers the EP group spans; the busiest rank receives imb x the mean
-            g0, g1, n_dom = tier_sizes(hv, tp, ep, 1.0, 1.0)
+            g0, g1, n_dom = tier_sizes(hv, etp, ep, 1.0, 1.0)
             tok = T / tp
             d_b = 1.0 if prec == K.PREC_FP8 else BF16_BYTES
             b0, b1, b2 = dispatch_bytes(tok, h * d_b, k, ep, g0, n_dom, E, mv[K.M_GROUPS],
@@ -356,8 +381,8 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
     out[L_TP_B] = tp_b
 
     # -- CP: ring attention passes K,V chunks cp-1 times (dK,dV too in backward), each hop
-    # overlapped with the attention on the chunk in hand; the ring spans tp*cp ranks, so its
-    # slowest hop is set by the tier the whole group spans
+    # overlapped with the attention on the chunk in hand; the slowest hop is set by the tier
+    # the whole group spans
     cp_f = 0.0
     cp_b = 0.0
     if cp > 1.0:
@@ -368,8 +393,11 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
             cp_f = rs_or_ag(hv, cp * kv_bytes, cp, tp, cp, 1.0, 1.0)
             cp_b = rs_or_ag(hv, cp * kv_bytes, cp, tp, cp, 1.0, 1.0)
         else:
-            hop_f = p2p(hv, kv_bytes, tp * cp)
-            hop_b = p2p(hv, 2.0 * kv_bytes, tp * cp)
+            # the ring's members sit tp ranks apart; its farthest hop (the wrap-around from
+            # the last member to the first) is tp*(cp-1) ranks, inside the domain iff the
+            # group's block of tp*cp ranks is
+            hop_f = p2p(hv, kv_bytes, tp * (cp - 1.0))
+            hop_b = p2p(hv, 2.0 * kv_bytes, tp * (cp - 1.0))
             cp_f = (cp - 1.0) * max(0.0, hop_f - core_f / cp)
             cp_b = (cp - 1.0) * max(0.0, hop_b - core_b / cp)
     out[L_CP_F] = cp_f
@@ -383,7 +411,7 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec, moe_layer):
 
 
 @njit(cache=True, error_model="numpy")
-def layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, rc, prec, moe_layer):
+def layer_activation_bytes(mv, sv, tp, cp, ep, etp, seq, mbs, rc, prec, moe_layer):
     """Bytes of activations one layer keeps for backward, per micro-batch, per rank.
 
     Korthikanti et al. 2022, Table 2, generalised to GQA/MLA, gated MLPs and MoE, with no
@@ -391,7 +419,8 @@ def layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, rc, prec, moe_layer):
     divided by tp; the hidden-size tensors (norm inputs, GEMM inputs) only with sequence
     parallelism. Flash attention keeps no s x s scores; unfused attention keeps the softmax
     output (2 B per score). fp8/fp4 GEMM inputs are kept in that precision (TE's cast copy).
-    MoE experts hold their routed token copies whole on every TP rank (expert TP = TP).
+    MoE experts hold the routed copies of their ETP group's tokens, the intermediate split over
+    ETP (expert TP = TP: every TP rank holds all copies of the TP group).
     Full recompute keeps only the layer input."""
     T = mbs * seq / cp
     h = mv[K.M_HIDDEN]
@@ -416,16 +445,16 @@ def layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, rc, prec, moe_layer):
     else:
         qkv16 = a * dqk + 2.0 * kv * dqk
         rep = h * BF16_BYTES + h * gin              # norm input, QKV-GEMM input
-    split = qkv16 * BF16_BYTES
-    if rc != K.RC_SELECTIVE:
-        split += a * dv * gin                       # output-projection input
+    # output-projection input: kept under selective recompute too (the recomputed attention
+    # core regenerates only what lies between Q, K, V and its output; Table 2: 34sbh/t)
+    split = qkv16 * BF16_BYTES + a * dv * gin
     rep += h * BF16_BYTES + h * gin                 # MLP norm input, MLP-in GEMM input
     routed = 0.0
     if moe_layer:
         k = mv[K.M_TOPK]
         fe = mv[K.M_FE]
         act_in = 0.0 if (rc == K.RC_SELECTIVE and sv[K.S_SEL_ACT] > 0.5) else up * fe * BF16_BYTES
-        routed = k * (h * gin + (act_in + fe * gin) / tp)
+        routed = etp / tp * k * (h * gin + (act_in + fe * gin) / etp)
         if mv[K.M_SHARED] > 0:
             fsh = mv[K.M_FS] * mv[K.M_SHARED]
             split += up * fsh * BF16_BYTES + fsh * gin
@@ -452,7 +481,7 @@ def stage_layout(mv, pp, vpp):
 
 
 @njit(cache=True, error_model="numpy")
-def head_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec):
+def head_costs(out, mv, hv, sv, tp, dp, cp, ep, etp, seq, mbs, prec):
     """Fill ``out`` (HD_*): output-layer GEMM (16 bit) and the softmax cross-entropy over the
     vocabulary shard, and one pipeline send (the scatter/gather optimisation of Narayanan et al.
     2021 sends 1/tp of the activations per rank) between stages tp*Din ranks apart."""
@@ -463,9 +492,7 @@ def head_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec):
     out[HD_LOGITS] = gemm_time(hv, T, V / tp, h, 1.0, peak16, 1.0, BF16_BYTES)
     ce_bytes = T * V / tp * (BF16_BYTES + 2.0 * FP32_BYTES)
     out[HD_CE] = ce_bytes / hv[K.H_HBM_BW] + 2.0 * hv[K.H_KERNEL_S]
-    icp = int(cp)
-    iep = int(ep)
-    din = float(icp * iep // _gcd(icp, iep))
+    din = inner_block(tp, dp, cp, ep, etp)
     out[HD_P2P] = p2p(hv, T * h * BF16_BYTES / tp, tp * din)
     out[HD_MFT] = model_flops_per_token(mv, seq)
     out[HD_HFT_FULL] = hardware_flops_per_token(mv, seq, K.RC_FULL, 1.0)
@@ -473,11 +500,11 @@ def head_costs(out, mv, hv, sv, tp, cp, ep, seq, mbs, prec):
 
 
 @njit(cache=True, error_model="numpy")
-def dp_costs(out, mv, hv, sv, tp, pp, dp, cp, ep, vpp):
+def dp_costs(out, mv, hv, sv, tp, pp, dp, cp, ep, etp, vpp):
     """Fill ``out`` (DP_*): parameters on the busiest rank and the data-parallel collectives.
 
-    Dense parameters are replicated over dp*cp ranks, expert parameters over dp*cp/ep (EP is
-    carved out of the data-parallel ranks, Megatron-Core). Gradients travel at the stack's
+    Dense parameters are replicated over dp*cp ranks, expert parameters over
+    tp*dp*cp/(ep*etp) (EP carved out of the data-parallel ranks: dp*cp/ep; folded: 1). Gradients travel at the stack's
     main-gradient width (fp32), parameters at 16 bit."""
     attn, dense_mlp, expert, shared, router, norms, embed, out_layer, total, active = model_params(mv)
     per_rank, n_moe_r, n_dense_r = stage_layout(mv, pp, vpp)
@@ -485,10 +512,10 @@ def dp_costs(out, mv, hv, sv, tp, pp, dp, cp, ep, vpp):
     nonexp = (n_dense_r * (attn + norms + dense_mlp)
               + n_moe_r * (attn + norms + router + shared))
     p_dense = (nonexp + embed_part) / tp
-    p_exp = n_moe_r * mv[K.M_EXPERTS] * expert / (ep * tp)
+    p_exp = n_moe_r * mv[K.M_EXPERTS] * expert / (ep * etp)
     dp_dense = dp * cp
-    dp_exp = dp * cp / ep
-    din = float(int(cp) * int(ep) // _gcd(int(cp), int(ep)))
+    dp_exp = tp * dp * cp / (ep * etp)
+    din = inner_block(tp, dp, cp, ep, etp)
     dout = dp * cp / din
     s_out = tp * din * pp
     gb = sv[K.S_GRAD_BYTES]
@@ -513,8 +540,8 @@ def dp_costs(out, mv, hv, sv, tp, pp, dp, cp, ep, vpp):
         else:
             p_n = p_exp
             grp = dp_exp
-            g_s1 = tp * ep
-            g_n1 = din / ep
+            g_s1 = etp * ep
+            g_n1 = tp * din / (etp * ep)
         if p_n <= 0.0 or grp <= 1.0:
             continue
         nb = math.ceil(p_n / bucket)
@@ -544,22 +571,22 @@ def dp_costs(out, mv, hv, sv, tp, pp, dp, cp, ep, vpp):
     dense_layer = (attn + norms + dense_mlp) / tp
     moe_layer = 0.0
     if n_moe_r > 0:
-        moe_layer = (attn + norms + router + shared) / tp + mv[K.M_EXPERTS] * expert / (ep * tp)
+        moe_layer = (attn + norms + router + shared) / tp + mv[K.M_EXPERTS] * expert / (ep * etp)
     out[DP_FSDPW] = 2.0 * max(dense_layer, moe_layer) * BF16_BYTES
     n_nodes = (tp * pp * dp * cp) / hv[K.H_NODE]
     out[DP_STRAG] = hv[K.H_STRAGGLER_CV] * math.sqrt(2.0 * math.log(n_nodes)) if n_nodes > 1.0 else 0.0
 
 
 @njit(cache=True, error_model="numpy")
-def activation_costs(out, mv, sv, tp, cp, ep, seq, mbs, prec):
+def activation_costs(out, mv, sv, tp, cp, ep, etp, seq, mbs, prec):
     """Fill ``out`` (A_*): activation bytes per layer by recompute mode, the extra layer a full
     recompute re-materialises in backward, and the logits of one micro-batch."""
     moe = mv[K.M_N_MOE] > 0
-    full_d = layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, K.RC_NONE, prec, False)
-    full_m = layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, K.RC_NONE, prec, True) if moe else 0.0
+    full_d = layer_activation_bytes(mv, sv, tp, cp, ep, etp, seq, mbs, K.RC_NONE, prec, False)
+    full_m = layer_activation_bytes(mv, sv, tp, cp, ep, etp, seq, mbs, K.RC_NONE, prec, True) if moe else 0.0
     for rc in range(3):
-        a_d = layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, rc, prec, False)
-        a_m = layer_activation_bytes(mv, sv, tp, cp, ep, seq, mbs, rc, prec, True) if moe else a_d
+        a_d = layer_activation_bytes(mv, sv, tp, cp, ep, etp, seq, mbs, rc, prec, False)
+        a_m = layer_activation_bytes(mv, sv, tp, cp, ep, etp, seq, mbs, rc, prec, True) if moe else a_d
         out[2 * rc] = a_d
         out[2 * rc + 1] = a_m
     out[A_FULL_EXTRA] = max(full_d, full_m) - out[2 * K.RC_FULL]   # (reported; assemble uses
@@ -684,7 +711,8 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
     p_dense = dpv[DP_PD]
     p_exp = dpv[DP_PE]
     dp_dense = dp * cp
-    dp_exp = dp * cp / ep
+    etp = expert_tp(tp, dp, cp, ep)
+    dp_exp = tp * dp * cp / (ep * etp)
     shard = dp_dense if zero >= 1 else 1.0
     shard_e = dp_exp if zero >= 1 else 1.0
     local_master = p_dense / shard + p_exp / shard_e
@@ -787,30 +815,32 @@ def train_one(mv, hv, sv, p, o):
     seq = float(p[K.P_SEQ])
     mbs = float(p[K.P_MBS])
     prec = p[K.P_PREC]
+    dp = float(p[K.P_DP])
+    etp = expert_tp(tp, dp, cp, ep)
     ld = np.zeros(L_SIZE)
     lm = np.zeros(L_SIZE)
     hd = np.zeros(HD_SIZE)
     dpv = np.zeros(DP_SIZE)
     act = np.zeros(A_SIZE)
-    layer_costs(ld, mv, hv, sv, tp, cp, ep, seq, mbs, prec, False)
+    layer_costs(ld, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, False)
     if mv[K.M_N_MOE] > 0:
-        layer_costs(lm, mv, hv, sv, tp, cp, ep, seq, mbs, prec, True)
-    head_costs(hd, mv, hv, sv, tp, cp, ep, seq, mbs, prec)
-    dp_costs(dpv, mv, hv, sv, tp, float(p[K.P_PP]), float(p[K.P_DP]), cp, ep, float(p[K.P_VPP]))
-    activation_costs(act, mv, sv, tp, cp, ep, seq, mbs, prec)
+        layer_costs(lm, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, True)
+    head_costs(hd, mv, hv, sv, tp, dp, cp, ep, etp, seq, mbs, prec)
+    dp_costs(dpv, mv, hv, sv, tp, float(p[K.P_PP]), dp, cp, ep, etp, float(p[K.P_VPP]))
+    activation_costs(act, mv, sv, tp, cp, ep, etp, seq, mbs, prec)
     return assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act)
 
 
 # ---- per-batch memo: consecutive plans share their blocks ---------------------------------
 # The cache holds each block's output next to the knobs it depends on; a block is recomputed
 # only when its key changes. Plans are enumerated so that neighbours share keys.
-C_LKEY = 0                      # (tp, cp, ep, seq, mbs, prec)
+C_LKEY = 0                      # (tp, cp, ep x 4096 + etp, seq, mbs, prec)
 C_LD = 6
 C_LM = C_LD + L_SIZE
 C_HD = C_LM + L_SIZE
 C_DKEY = C_HD + HD_SIZE         # (tp, pp, dp, cp, ep, vpp)
 C_DP = C_DKEY + 6
-C_AKEY = C_DP + DP_SIZE         # (tp, cp, ep, seq, mbs, prec)
+C_AKEY = C_DP + DP_SIZE         # (tp, cp, ep x 4096 + etp, seq, mbs, prec)
 C_ACT = C_AKEY + 6
 C_SIZE = C_ACT + A_SIZE
 
@@ -846,23 +876,27 @@ def train_one_memo(mv, hv, sv, p, o, c):
     mbs = float(p[K.P_MBS])
     prec = p[K.P_PREC]
     fprec = float(prec)
+    etp = expert_tp(tp, dp, cp, ep)
+    # the layer blocks depend on dp only through etp (and the PP hop span through the inner
+    # block, which is fixed by (dp, cp, ep) when folded): key ep and etp together, exactly
+    epk = ep * 4096.0 + etp + (dp * cp if etp < tp else 0.0) * 1.0e7
     ld = c[C_LD:C_LD + L_SIZE]
     lm = c[C_LM:C_LM + L_SIZE]
     hd = c[C_HD:C_HD + HD_SIZE]
-    if not _same(c, C_LKEY, tp, cp, ep, seq, mbs, fprec):
-        layer_costs(ld, mv, hv, sv, tp, cp, ep, seq, mbs, prec, False)
+    if not _same(c, C_LKEY, tp, cp, epk, seq, mbs, fprec):
+        layer_costs(ld, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, False)
         if mv[K.M_N_MOE] > 0:
-            layer_costs(lm, mv, hv, sv, tp, cp, ep, seq, mbs, prec, True)
-        head_costs(hd, mv, hv, sv, tp, cp, ep, seq, mbs, prec)
-        _store(c, C_LKEY, tp, cp, ep, seq, mbs, fprec)
+            layer_costs(lm, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, True)
+        head_costs(hd, mv, hv, sv, tp, dp, cp, ep, etp, seq, mbs, prec)
+        _store(c, C_LKEY, tp, cp, epk, seq, mbs, fprec)
     dpv = c[C_DP:C_DP + DP_SIZE]
     if not _same(c, C_DKEY, tp, pp, dp, cp, ep, vpp):
-        dp_costs(dpv, mv, hv, sv, tp, pp, dp, cp, ep, vpp)
+        dp_costs(dpv, mv, hv, sv, tp, pp, dp, cp, ep, etp, vpp)
         _store(c, C_DKEY, tp, pp, dp, cp, ep, vpp)
     act = c[C_ACT:C_ACT + A_SIZE]
-    if not _same(c, C_AKEY, tp, cp, ep, seq, mbs, fprec):
-        activation_costs(act, mv, sv, tp, cp, ep, seq, mbs, prec)
-        _store(c, C_AKEY, tp, cp, ep, seq, mbs, fprec)
+    if not _same(c, C_AKEY, tp, cp, epk, seq, mbs, fprec):
+        activation_costs(act, mv, sv, tp, cp, ep, etp, seq, mbs, prec)
+        _store(c, C_AKEY, tp, cp, epk, seq, mbs, fprec)
     return assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act)
 
 

@@ -59,7 +59,8 @@ def plans(draw, ranks_choices=(1, 2, 8, 64, 512, 4096)):
     pp = draw(st.sampled_from([1, 2, 4, 8, 16]))
     dp = draw(st.sampled_from([1, 2, 4, 8, 32, 128]))
     cp = draw(st.sampled_from([1, 2, 4]))
-    ep = draw(st.sampled_from([e for e in (1, 2, 4, 8) if (dp * cp) % e == 0]))
+    # ep divides dp*cp (EP carved out of data parallelism) or, folded, tp*dp*cp
+    ep = draw(st.sampled_from([e for e in (1, 2, 4, 8, 16) if (tp * dp * cp) % e == 0]))
     mbs = draw(st.sampled_from([1, 2, 4]))
     p[K.P_TP], p[K.P_PP], p[K.P_DP], p[K.P_CP], p[K.P_EP] = tp, pp, dp, cp, ep
     p[K.P_VPP] = draw(st.sampled_from([1, 2, 3])) if pp > 1 else 1

@@ -70,6 +70,8 @@ def _plan_s(p: dict | None) -> str:
     s = f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']}"
     if p["ep"] > 1:
         s += f" ep{p['ep']}"
+    if p.get("etp", p["tp"]) != p["tp"]:
+        s += f" etp{p['etp']}"
     return s + f" z{p['zero']} {p['recompute']}"
 
 

@@ -45,6 +45,8 @@ def _plan_s(p: dict | None) -> str:
     s = f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']}"
     if p["ep"] > 1:
         s += f" ep{p['ep']}"
+    if p.get("etp", p["tp"]) != p["tp"]:
+        s += f" etp{p['etp']}"
     if p["vpp"] > 1:
         s += f" v{p['vpp']}"
     return s + f" mbs{p['mbs']} z{p['zero']} {p['recompute']} {p['precision']}"

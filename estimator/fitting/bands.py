@@ -154,11 +154,12 @@ def between_source_sd(groups: list[str], logr) -> float:
 
 
 def build_band_table(train_rows, train_cv, serving_rows=None, source: str = "",
-                     fit_se: dict[str, float] | None = None) -> dict:
+                     fit_se: dict[str, float] | None = None, serving_sources=None) -> dict:
     """uncertainty.yaml content from cross-validated training residuals (rows with their
     efficiency class; ``train_cv`` = log(predicted / measured) per row) and, optionally, serving
-    rows [(eff_class, log(predicted / measured))] (serving fits no parameter, so its in-sample
-    residuals are already out-of-sample)."""
+    rows [(eff_class, log(predicted / measured))] with their sources (serving fits no parameter
+    of its own, but its mechanisms were built while looking at these rows: a new source's shift
+    is covered by the between-source spread, as for training)."""
     def block(pairs, groups=None):
         pooled = [-x for _, x in pairs if np.isfinite(x)]
         q10, q90 = conformal_quantiles(pooled)
@@ -181,7 +182,7 @@ def build_band_table(train_rows, train_cv, serving_rows=None, source: str = "",
     if moe:
         kinds["training-moe"] = block(moe, [r.source for r, _ in pairs if r.search.model.moe is not None])
     if serving_rows:
-        kinds["serving"] = block(serving_rows)
+        kinds["serving"] = block(serving_rows, serving_sources)
     return {"source": source, "quantiles": list(QUANTILES), "kinds": kinds,
             "method": "split-conformal quantiles of log(measured / predicted): training from "
                       "leave-one-source-out cross-validation, serving from the model's residuals "

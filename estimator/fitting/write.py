@@ -115,19 +115,21 @@ def write_bands(cal: Calibration, out_dir: str | Path, serving_data: list[str] |
     from estimator.fitting.cv import cross_validate
 
     res = cross_validate(cal.rows, cal.catalog, "source")
-    serving = []
+    serving, serving_sources = [], []
     for f in serving_data or []:
-        from estimator.validate import validate_file
+        from estimator.validate import read_rows, validate_file
 
         rep = validate_file(f, catalog=catalog)
+        source_of = {r.get("id"): (r.get("source") or r.get("id")) for r in read_rows(f)[0]}
         cls_of = {}
         for r in rep["rows"]:
             if r["chip"] not in cls_of:
                 cls_of[r["chip"]] = (catalog or Catalog()).efficiency().for_chip(r["chip"])[0]
             serving.append((cls_of[r["chip"]], math.log(r["predicted"] / r["measured"])))
+            serving_sources.append(source_of.get(r["id"], r["id"]))
     fit_se = {p.owner: float(se / v) for p, v, se in zip(cal.result.params, cal.result.values, cal.result.se)
               if p.kind == "class" and p.name == "gemm" and v > 0}
-    table = build_band_table(cal.rows, res["cv"], serving,
+    table = build_band_table(cal.rows, res["cv"], serving, serving_sources=serving_sources,
                              source=f"calibrate {', '.join(cal.data + list(serving_data or []))} on {today()}",
                              fit_se=fit_se)
     path = Path(out_dir) / "uncertainty.yaml"

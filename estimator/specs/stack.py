@@ -40,6 +40,11 @@ class TrainingFeatures(Strict):
     sharded_with_pp: bool = False
     #: interleaved 1F1B (virtual pipeline stages)
     interleaved_pipeline: bool
+    #: the input embedding and the loss each count as one layer when layers are split into
+    #: pipeline stages (Megatron-Core --account-for-embedding-in-pipeline-split and
+    #: --account-for-loss-in-pipeline-split), so pp*vpp may reach layers + 2 (the first and
+    #: last virtual stage then hold one transformer layer fewer)
+    embedding_loss_stages: bool = False
     #: data-parallel gradient reduce-scatter/all-reduce bucketed and overlapped with backward
     overlap_grad_reduce: bool
     #: distributed-optimizer parameter all-gather overlapped with the next forward
@@ -53,6 +58,9 @@ class TrainingFeatures(Strict):
     cp_algorithm: Literal["ring", "allgather"] = "ring"
     #: MoE all-to-all of one micro-batch overlapped with another micro-batch's compute
     ep_comm_overlap: bool
+    #: MoE parallel folding (Megatron-Core --expert-tensor-parallel-size; Liu et al. 2025): the
+    #: expert layers may regroup a stage's tp*cp*dp ranks as ETP x EP, so ep may exceed dp*cp
+    moe_parallel_folding: bool = False
     #: alltoall (every routed copy travels) or deepep (one copy per remote node, forwarded
     #: inside the node; DeepSeek-V3 sec. 3.2.2)
     moe_dispatcher: Literal["alltoall", "deepep"]

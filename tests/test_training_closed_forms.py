@@ -1,0 +1,301 @@
+"""Closed-form checks of the training physics (issue 9, item 9).
+
+Each expected value is written here from its published formula, independently of the kernel's
+code: per-layer activation bytes by recompute mode (Korthikanti et al. 2022, Table 2), ZeRO /
+distributed-optimizer memory per stage (Rajbhandari et al. 2020, sec. 3; Megatron-Core
+distributed optimizer: 16-bit parameters, fp32 main gradients, 12 bytes of fp32 Adam state),
+TP/SP, DP, CP and EP volumes, pipeline stages and micro-batches in flight (Narayanan et al.
+2021; Korthikanti et al. 2022 sec. 4.2.3). Latencies are zeroed where a volume is checked, so
+the time is bytes / bandwidth exactly.
+"""
+import math
+
+import numpy as np
+import pytest
+
+from estimator.catalog import Catalog
+from estimator.errors import PlanError
+from estimator.packing import pack_model
+from estimator.plans import Workload, check_plan, enumerate_plans
+from kernels import layout as K
+from kernels import training as T
+from kernels.collectives import p2p
+from kernels.moe import dispatch_bytes
+from strategies import hardware, stack_vector
+
+CAT = Catalog(use_env=False)
+REL = 1e-9
+
+
+def _features(stack):
+    return CAT.stack(stack, "")[1].training.features
+
+
+def _plan(tp=1, pp=1, dp=1, cp=1, ep=1, vpp=1, mbs=1, gbs=None, seq=4096, rc=K.RC_NONE, zero=1,
+          prec=K.PREC_BF16):
+    p = np.zeros(K.P_SIZE, dtype=np.int64)
+    p[K.P_TP], p[K.P_PP], p[K.P_DP], p[K.P_CP], p[K.P_EP], p[K.P_VPP] = tp, pp, dp, cp, ep, vpp
+    p[K.P_MBS], p[K.P_GBS], p[K.P_SEQ] = mbs, gbs or dp * mbs * 16, seq
+    p[K.P_RECOMPUTE], p[K.P_ZERO], p[K.P_PREC] = rc, zero, prec
+    return p
+
+
+def _run(mv, hv, sv, p):
+    out, st = T.new_outputs(1)
+    T.evaluate_training(mv, hv, sv, p.reshape(1, -1), out, st)
+    return out[0], int(st[0])
+
+
+def _no_latency(hv):
+    hv = hv.copy()
+    hv[K.H_LAT_DIE] = hv[K.H_LAT_UP] = hv[K.H_LAT_OUT] = hv[K.H_LAT_SW] = 0.0
+    return hv
+
+
+# --------------------------------------------------------------- activations (Korthikanti)
+GPT3 = pack_model(CAT.model("gpt3-175b"))        # MHA, GELU, ffn = 4h: the paper's layer
+S, B, H, A = 4096, 1, 12288, 96
+
+
+@pytest.mark.parametrize("tp", [1, 2, 8])
+def test_activation_bytes_with_sequence_parallelism(tp):
+    """Table 2, 'sequence parallelism' row: sbh(34/t + 5as/(ht)) with dropout. Without dropout
+    (no masks: -2sbh) and with FlashAttention (no s x s scores), 32 sbh / t; selective recompute
+    of the attention core keeps the same 32 sbh / t (the paper's 34 sbh / t less the masks);
+    full recompute keeps the layer input, 2 sbh / t."""
+    sv = stack_vector("megatron-core")           # SP on, flash attention
+    got = {rc: T.layer_activation_bytes(GPT3, sv, tp, 1, 1, tp, S, B, rc, K.PREC_BF16, False)
+           for rc in (K.RC_NONE, K.RC_SELECTIVE, K.RC_FULL)}
+    assert got[K.RC_NONE] == pytest.approx(32 * S * B * H / tp, rel=REL)
+    assert got[K.RC_SELECTIVE] == pytest.approx(32 * S * B * H / tp, rel=REL)
+    assert got[K.RC_FULL] == pytest.approx(2 * S * B * H / tp, rel=REL)
+
+
+def test_activation_bytes_without_sequence_parallelism():
+    """Table 2, 'tensor parallel' row: sbh(10 + 24/t + 5as/(ht)); without the two dropout
+    masks and with FlashAttention: sbh(8 + 24/t) (norm and GEMM inputs replicated over TP)."""
+    sv = stack_vector("deepspeed")               # no SP
+    got = T.layer_activation_bytes(GPT3, sv, 8, 1, 1, 8, S, B, K.RC_NONE, K.PREC_BF16, False)
+    assert got == pytest.approx(S * B * H * (8 + 24 / 8), rel=REL)
+
+
+def test_unfused_attention_keeps_the_softmax_output():
+    """Without FlashAttention the s x s softmax output (2 bytes, a heads) is kept: + 2as^2b/t;
+    selective recompute drops it (Table 2: the 5as^2b/t term is what selective recompute
+    removes; 2as^2b of it is the softmax output, the rest dropout)."""
+    sv = stack_vector("megatron-core").copy()
+    sv[K.S_ATTN] = K.ATTN_UNFUSED
+    none = T.layer_activation_bytes(GPT3, sv, 8, 1, 1, 8, S, B, K.RC_NONE, K.PREC_BF16, False)
+    sel = T.layer_activation_bytes(GPT3, sv, 8, 1, 1, 8, S, B, K.RC_SELECTIVE, K.PREC_BF16, False)
+    assert none - sel == pytest.approx(2 * A * S * S * B / 8, rel=REL)
+
+
+def test_context_parallelism_splits_the_sequence():
+    sv = stack_vector("megatron-core")
+    one = T.layer_activation_bytes(GPT3, sv, 8, 1, 1, 8, S, B, K.RC_NONE, K.PREC_BF16, False)
+    four = T.layer_activation_bytes(GPT3, sv, 8, 4, 1, 8, S, B, K.RC_NONE, K.PREC_BF16, False)
+    assert four == pytest.approx(one / 4, rel=REL)
+
+
+# --------------------------------------------------------------- ZeRO memory per stage
+L8 = CAT.model("llama3-8b")
+
+
+def _llama_params(m, tp=1):
+    """Parameters of a Llama-style model written from its architecture: per layer Q, K, V, O
+    projections, a SwiGLU MLP (3 h f) and two RMSNorm weights; input embedding, untied output
+    layer and the final norm."""
+    d = m.hidden // m.heads
+    per_layer = m.hidden * (m.heads * d + 2 * m.kv_heads * d) + m.heads * d * m.hidden \
+        + 3 * m.hidden * m.ffn_hidden + 2 * m.hidden
+    return (m.layers * per_layer + 2 * m.vocab * m.hidden + m.hidden) / tp
+
+
+@pytest.mark.parametrize("zero", [0, 1, 2, 3])
+def test_model_state_bytes_per_zero_stage(zero):
+    """Mixed-precision Adam, psi parameters on a rank, N_d data-parallel ranks: 16-bit weights
+    2 psi, fp32 main gradients 4 psi, fp32 master weights + Adam moments 12 psi. Stage 1 shards
+    the 12 psi, stage 2 also the gradients, stage 3 also the weights (Rajbhandari et al. 2020,
+    Fig. 1, with Megatron's fp32 gradient buffer; stage 3 also holds two gathered layers)."""
+    psi, nd = _llama_params(L8), 8
+    sv = stack_vector("nemo")
+    o, _ = _run(pack_model(L8), hardware("h100-sxm"), sv, _plan(dp=nd, zero=zero))
+    assert sv[K.S_GRAD_BYTES] == 4.0
+    assert o[K.O_MEM_OPT] == pytest.approx(12 * psi / (nd if zero >= 1 else 1), rel=1e-3)
+    assert o[K.O_MEM_GRADS] == pytest.approx(4 * psi / (nd if zero >= 2 else 1), rel=1e-3)
+    if zero < 3:
+        assert o[K.O_MEM_WEIGHTS] == pytest.approx(2 * psi, rel=1e-3)
+    else:
+        d = L8.hidden // L8.heads
+        layer = L8.hidden * (L8.heads * d + 2 * L8.kv_heads * d) + L8.heads * d * L8.hidden \
+            + 3 * L8.hidden * L8.ffn_hidden + 2 * L8.hidden
+        assert o[K.O_MEM_WEIGHTS] == pytest.approx(2 * psi / nd + 2 * 2 * layer, rel=1e-3)
+
+
+def test_tensor_parallelism_divides_the_model_state():
+    sv = stack_vector("nemo")
+    o1, _ = _run(pack_model(L8), hardware("h100-sxm"), sv, _plan(dp=8, zero=0))
+    o8, _ = _run(pack_model(L8), hardware("h100-sxm"), sv, _plan(tp=8, zero=0))
+    assert o8[K.O_MEM_WEIGHTS] == pytest.approx(o1[K.O_MEM_WEIGHTS] / 8, rel=1e-9)
+
+
+# --------------------------------------------------------------- pipeline stages in flight
+def test_first_stage_holds_pp_micro_batches():
+    """1F1B: the first stage holds min(m, pp) micro-batches of its L/pp layers; interleaving
+    multiplies that by 1 + (p-1)/(p v) (Korthikanti et al. 2022 sec. 4.2.3)."""
+    m = CAT.model("llama3-70b")
+    mv, hv, sv = pack_model(m), hardware("h100-sxm"), stack_vector("nemo")
+    layer = T.layer_activation_bytes(mv, sv, 8, 1, 1, 8, 4096, 1, K.RC_NONE, K.PREC_BF16, False)
+    pp, per_stage = 4, m.layers // 4
+    o, _ = _run(mv, hv, sv, _plan(tp=8, pp=pp, dp=1, gbs=16))
+    assert o[K.O_MEM_ACT] == pytest.approx(pp * per_stage * layer, rel=REL)
+    o, _ = _run(mv, hv, sv, _plan(tp=8, pp=pp, dp=1, vpp=2, gbs=16))
+    assert o[K.O_MEM_ACT] == pytest.approx(pp * per_stage * layer * (1 + (pp - 1) / (pp * 2)), rel=REL)
+    o, _ = _run(mv, hv, sv, _plan(tp=8, pp=pp, dp=1, gbs=2))          # m = 2 < pp
+    assert o[K.O_MEM_ACT] == pytest.approx(2 * per_stage * layer, rel=REL)
+
+
+def test_embedding_and_loss_as_pipeline_stages():
+    """Megatron-Core --account-for-embedding-in-pipeline-split / --account-for-loss-...: 126
+    layers + embedding + loss fill pp 8 x vpp 16 = 128 virtual stages of one layer each; the
+    busiest rank holds 16 layers. A stack without the option refuses the plan, naming the rule."""
+    m = CAT.model("llama3-405b")
+    w = Workload(1024, 1024, 8192)
+    plan = dict(tp=8, pp=8, dp=16, cp=1, ep=1, vpp=16, mbs=1, zero=1, recompute="none",
+                precision="bf16")
+    check_plan(m, w, plan, _features("nemo"))
+    with pytest.raises(PlanError, match="exceed the 126 layers"):
+        check_plan(m, w, plan, _features("megatron-core"))
+    layers, n_moe, n_dense = T.stage_layout(pack_model(m), 8.0, 16.0)
+    assert (layers, n_moe, n_dense) == (16, 0, 16)
+    fixed = dict(tp=8, pp=8, vpp=16, mbs=1, cp=1, zero=1, recompute="none")
+    assert len(enumerate_plans(m, w, fixed, ["bf16"], _features("nemo"))) > 0
+    assert len(enumerate_plans(m, w, fixed, ["bf16"], _features("megatron-core"))) == 0
+
+
+# --------------------------------------------------------------- communication volumes
+def _costs(mv, hv, sv, tp=1, cp=1, ep=1, seq=4096, mbs=1, moe=False):
+    out = np.zeros(T.L_SIZE)
+    T.layer_costs(out, mv, hv, sv, float(tp), float(cp), float(ep), float(tp), float(seq),
+                  float(mbs), K.PREC_BF16, moe)
+    return out
+
+
+def test_tp_sequence_parallel_volume():
+    """TP with SP: per layer and direction 2 all-gathers + 2 reduce-scatters of the s b h
+    activations (Korthikanti et al. 2022 sec. 4.2.2), each a ring moving (t-1)/t of the
+    tensor; with no TP overlap (megatron-core defaults) all of it is exposed."""
+    m = pack_model(L8)
+    hv = _no_latency(hardware("h100-sxm"))
+    sv = stack_vector("megatron-core")
+    assert sv[K.S_TP_OVERLAP] < 0.5
+    tp = 8
+    out = _costs(m, hv, sv, tp=tp)
+    one = (tp - 1) / tp * 4096 * L8.hidden * 2 / hv[K.H_BW_UP]
+    assert out[T.L_TP_F] == pytest.approx(4 * one, rel=REL)
+    assert out[T.L_TP_B] == pytest.approx(4 * one, rel=REL)
+
+
+def test_cp_ring_volume():
+    """Ring attention: K and V of this rank's chunk (kv heads x (d_k + d_v), 16 bit) travel
+    cp-1 hops forward, and dK, dV back (twice the bytes); with the attention made free, every
+    hop is exposed. The ring spans tp*cp ranks; here inside one NVLink domain."""
+    m = pack_model(L8)
+    hv = _no_latency(hardware("h100-sxm"))
+    hv[K.H_PEAK_BF16] *= 1e9                       # compute free: nothing hides the hops
+    hv[K.H_KERNEL_S] = 0.0
+    sv = stack_vector("megatron-core")
+    cp, seq = 4, 32768
+    out = _costs(m, hv, sv, tp=2, cp=cp, seq=seq)
+    d = L8.hidden // L8.heads
+    kv_bytes = seq / cp * L8.kv_heads / 2 * (2 * d) * 2
+    assert out[T.L_CP_F] == pytest.approx((cp - 1) * kv_bytes / hv[K.H_BW_UP], rel=1e-3)
+    assert out[T.L_CP_B] == pytest.approx((cp - 1) * 2 * kv_bytes / hv[K.H_BW_UP], rel=1e-3)
+
+
+def test_dp_gradient_and_parameter_volumes():
+    """Distributed optimizer over N_d ranks: reduce-scatter of fp32 gradients and all-gather
+    of 16-bit parameters, each moving (N_d-1)/N_d of the tensor per rank; all-reduce twice
+    that. Inside one node (8 x H100, NVSwitch) then across two nodes (hierarchical: NVLink
+    ring on the tensor, then the NIC ring on the 1/8 each rank holds)."""
+    mv = pack_model(L8)
+    hv = _no_latency(hardware("h100-sxm"))
+    sv = stack_vector("nemo")
+    psi = _llama_params(L8)
+    out = np.zeros(T.DP_SIZE)
+    T.dp_costs(out, mv, hv, sv, 1.0, 1.0, 8.0, 1.0, 1.0, 1.0, 1.0)
+    up = hv[K.H_BW_UP]
+    assert out[T.DP_RS] == pytest.approx(7 / 8 * 4 * psi / up, rel=1e-3)
+    assert out[T.DP_AG] == pytest.approx(7 / 8 * 2 * psi / up, rel=1e-3)
+    assert out[T.DP_AR] == pytest.approx(2 * 7 / 8 * 4 * psi / up, rel=1e-3)
+    T.dp_costs(out, mv, hv, sv, 1.0, 1.0, 16.0, 1.0, 1.0, 1.0, 1.0)
+    nic = hv[K.H_BW_OUT]
+    assert out[T.DP_RS] == pytest.approx(7 / 8 * 4 * psi / up + 1 / 2 * 4 * psi / 8 / nic, rel=1e-3)
+
+
+def test_ep_all_to_all_volume():
+    """Plain all-to-all dispatch: each token's k routed copies go to uniformly spread experts;
+    the share bound for other ranks leaves: inside a domain k T (g-1)/ep over the scale-up
+    links, the rest (ep-g)/ep over the NICs."""
+    tok, hb, k = 4096.0, 7168 * 2.0, 8
+    b_pkg, b_dom, b_out = dispatch_bytes(tok, hb, k, 8.0, 1.0, 8.0, 256.0, 0.0, 0.0, False)
+    assert (b_pkg, b_out) == (0.0, 0.0)
+    assert b_dom == pytest.approx(tok * k * hb * 7 / 8, rel=REL)
+    b_pkg, b_dom, b_out = dispatch_bytes(tok, hb, k, 64.0, 1.0, 8.0, 256.0, 0.0, 0.0, False)
+    assert b_dom == pytest.approx(tok * k * hb * 7 / 64, rel=REL)
+    assert b_out == pytest.approx(tok * k * hb * 56 / 64, rel=REL)
+
+
+def test_p2p_on_a_full_mesh_uses_one_pair_link():
+    """Atlas 800T A2: HCCS full mesh, one link per pair of NPUs; a pipeline send to another
+    NPU of the node gets that pair's link, not the NPU's 7 links together."""
+    hv = _no_latency(hardware("ascend-910b"))
+    assert hv[K.H_TOPO] == K.TOPO_MESH
+    nbytes = 1e9
+    assert p2p(hv, nbytes, 1.0) == pytest.approx(nbytes / hv[K.H_BW_PAIR_UP], rel=REL)
+    assert hv[K.H_BW_PAIR_UP] == pytest.approx(hv[K.H_BW_UP] / 7, rel=1e-6)
+
+
+def test_mfu_never_above_hfu():
+    """HFU counts what runs (causal attention, FlashAttention backward, recompute), MFU the
+    model's FLOPs: with full recompute HFU > MFU, and HFU >= MFU for every mode."""
+    mv, hv, sv = pack_model(L8), hardware("h100-sxm"), stack_vector("nemo")
+    for rc in (K.RC_NONE, K.RC_SELECTIVE, K.RC_FULL):
+        o, _ = _run(mv, hv, sv, _plan(dp=8, rc=rc))
+        assert o[K.O_HW_FLOPS_TOK] >= o[K.O_MODEL_FLOPS_TOK] * (1 - 1e-12) or math.isclose(
+            o[K.O_HW_FLOPS_TOK], o[K.O_MODEL_FLOPS_TOK])
+    o, _ = _run(mv, hv, sv, _plan(dp=8, rc=K.RC_FULL))
+    assert o[K.O_HW_FLOPS_TOK] > 1.2 * o[K.O_MODEL_FLOPS_TOK]
+
+
+# --------------------------------------------------------------- MoE parallel folding
+def test_moe_parallel_folding():
+    """Liu et al. 2025 (MoE Parallel Folding): with ep > dp*cp the expert layers regroup a
+    stage's tp*dp*cp ranks as ETP x EP (no expert data parallelism): Qwen3-235B-A22B at TP 2,
+    DP 16, EP 32 gives ETP 1. Each rank then holds E/ep whole experts (not 1/tp of each), has no
+    expert-gradient reduction, and its FLOPs per token are unchanged."""
+    m = CAT.model("qwen3-235b-a22b")
+    mv, hv, sv = pack_model(m), _no_latency(hardware("h100-sxm")), stack_vector("nemo")
+    assert T.expert_tp(2.0, 16.0, 1.0, 32.0) == 1.0
+    assert T.expert_tp(2.0, 16.0, 1.0, 16.0) == 2.0          # ep | dp*cp: expert TP = tp
+    # one node: tp 2 x dp 4 with ep 8 folds to ETP 1, EDP 1
+    out = np.zeros(T.DP_SIZE)
+    T.dp_costs(out, mv, hv, sv, 2.0, 1.0, 4.0, 1.0, 8.0, 1.0, 1.0)
+    expert = 3 * m.hidden * m.moe.expert_ffn_hidden
+    assert out[T.DP_PE] == pytest.approx(m.layers * m.moe.experts / 8 * expert, rel=REL)
+    # gradients: only the dense parameters are reduced (ring over dp 4 inside NVLink); the
+    # expert-data-parallel group is one rank
+    assert out[T.DP_RS] == pytest.approx(3 / 4 * out[T.DP_PD] * 4 / hv[K.H_BW_UP], rel=REL)
+    w = Workload(256, 2048, 4096)
+    plan = dict(tp=2, pp=8, dp=16, cp=1, ep=32, vpp=4, mbs=1, zero=1, recompute="none",
+                precision="fp8")
+    check_plan(m, w, plan, _features("nemo"))
+    with pytest.raises(PlanError, match="must divide dp"):
+        check_plan(m, w, plan, _features("megatron-core"))
+    p = _plan(tp=2, pp=8, dp=16, ep=32, vpp=4, gbs=2048, seq=4096, prec=K.PREC_FP8)
+    o, _ = _run(mv, hardware("h100-sxm"), sv, p)
+    p16 = _plan(tp=2, pp=8, dp=16, ep=16, vpp=4, gbs=2048, seq=4096, prec=K.PREC_FP8)
+    o16, _ = _run(mv, hardware("h100-sxm"), sv, p16)
+    assert o[K.O_MODEL_FLOPS_TOK] == o16[K.O_MODEL_FLOPS_TOK]
+    # E/32 whole experts or E/16 experts split over ETP 2: the same bytes per rank
+    assert o[K.O_MEM_WEIGHTS] == pytest.approx(o16[K.O_MEM_WEIGHTS], rel=REL)
