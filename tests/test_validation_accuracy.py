@@ -52,6 +52,12 @@ def test_skipped_rows_say_why(report):
         assert sk["reason"]
         assert "metax-c500" in sk["reason"] and "null" in sk["reason"], sk
     assert len(report["skipped"]) <= 3
+    # T-MF-01 (MindFormers Llama 2 13B) recomputes 4 of stage 0's 20 layers in full and the rest
+    # selectively, which the CSV's single recompute column cannot say ("selective"): the memory
+    # model puts that plan 2% over the 910B's 61 GiB. It is predicted and reported as a memory
+    # miss; no other row may be.
+    misses = [r["id"] for r in report["rows"] if r["memory_note"]]
+    assert misses in ([], ["T-MF-01"]), misses
 
 
 def test_inference_accuracy_bar(data_dir):
@@ -73,3 +79,18 @@ def test_llama3_paper_runs(data_dir):
     assert rep["summary"]["count"] == 3
     for r in rep["rows"]:
         assert r["ape"] <= 0.20, (r["id"], r["predicted"], r["measured"])
+
+
+def test_a_run_the_memory_model_refuses_is_still_predicted_and_flagged(tmp_path):
+    """A published run ran; if the memory model says its plan does not fit, validate still
+    predicts its time (with the plan closest to fitting) and reports the memory miss."""
+    p = tmp_path / "runs.csv"
+    p.write_text("id,model,chip,chips,tp,pp,dp,mbs,gbs,seq_len,precision,recompute,zero,metric,measured\n"
+                 "oom,llama3-70b,h100-sxm,8,8,1,1,1,8,8192,bf16,none,0,tokens_per_s_per_chip,300\n"
+                 "ok,llama3-8b,h100-sxm,8,1,1,8,1,64,8192,bf16,,,tokens_per_s_per_chip,9000\n")
+    rep = validate_file(p, Catalog(use_env=False))
+    rows = {r["id"]: r for r in rep["rows"]}
+    assert set(rows) == {"oom", "ok"} and rep["skipped"] == []
+    assert rows["oom"]["predicted"] > 0 and "memory model: the plan needs" in rows["oom"]["memory_note"]
+    assert rows["ok"]["memory_note"] is None
+    assert rep["summary"]["memory_misses"] == 1

@@ -88,7 +88,9 @@ def train(
         emit_json(d)
         return
     p = res.plan
-    plan = (f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']} ep{p['ep']} vpp{p['vpp']} mbs{p['mbs']} "
+    plan = (f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']} ep{p['ep']}"
+            + (f" etp{p['etp']}" if p.get("etp", p["tp"]) != p["tp"] else "")
+            + f" vpp{p['vpp']} mbs{p['mbs']} "
             f"gbs{p['gbs']} seq{p['seq_len']} zero{p['zero']} recompute={p['recompute']}"
             + (f"({p['recompute_fraction']:.2f})" if p['recompute'] == 'partial' else '') + f" {p['precision']}"
             + (" ep-overlap" if p.get("ep_overlap") else ""))
@@ -159,11 +161,15 @@ def _validate_tables(data: Path, rep: dict, cv: str | None = None) -> None:
           formats=sig)
     for s in rep["skipped"]:
         say(f"skipped {s['id']}: {s['reason']}")
+    for r in rep["rows"]:
+        if r.get("memory_note"):
+            say(f"memory miss {r['id']}: {r['memory_note']}")
     sm = rep["summary"]
     pct = lambda v: None if v is None else 100 * v  # noqa: E731
     title = f"summary (APE %, cross-validated by {cv})" if cv else "summary (APE %, in-sample)"
     kv(title, [("rows", sm["count"]), ("median", pct(sm["median_ape"])), ("mean", pct(sm["mean_ape"])),
-               ("p90", pct(sm["p90_ape"])), ("max", pct(sm["max_ape"])), ("skipped", sm["skipped"])])
+               ("p90", pct(sm["p90_ape"])), ("max", pct(sm["max_ape"])), ("skipped", sm["skipped"])]
+       + ([("memory misses", sm["memory_misses"])] if sm.get("memory_misses") else []))
     if cv and "in_sample_summary" in rep:
         ins = rep["in_sample_summary"]
         kv("in-sample, for comparison (APE %)", [("median", pct(ins["median_ape"])), ("p90", pct(ins["p90_ape"])),
