@@ -132,6 +132,18 @@ def test_model_state_bytes_per_zero_stage(zero):
         assert o[K.O_MEM_WEIGHTS] == pytest.approx(2 * psi / nd + 2 * 2 * layer, rel=1e-3)
 
 
+@pytest.mark.parametrize("zero", [1, 2])
+def test_zero_paper_figure_1_with_deepspeed(zero):
+    """DeepSpeed keeps 16-bit gradients: the ZeRO paper's own accounting (Fig. 1, K = 12):
+    stage 1 = 2 psi + 2 psi + 12 psi / N_d, stage 2 = 2 psi + (2 + 12) psi / N_d."""
+    psi, nd = _llama_params(L8), 8
+    sv = stack_vector("deepspeed")
+    o, _ = _run(pack_model(L8), hardware("h100-sxm"), sv, _plan(dp=nd, zero=zero))
+    model_state = o[K.O_MEM_WEIGHTS] + o[K.O_MEM_GRADS] + o[K.O_MEM_OPT]
+    expected = 2 * psi + (2 * psi if zero == 1 else 2 * psi / nd) + 12 * psi / nd
+    assert model_state == pytest.approx(expected, rel=1e-3)
+
+
 def test_tensor_parallelism_divides_the_model_state():
     sv = stack_vector("nemo")
     o1, _ = _run(pack_model(L8), hardware("h100-sxm"), sv, _plan(dp=8, zero=0))
