@@ -102,6 +102,37 @@ def test_coverage_of_cross_validated_predictions(data_dir):
     assert 0.70 <= inside / n <= 0.90, inside / n
 
 
+def test_coverage_of_serving_predictions_leaving_each_source_out(data_dir):
+    """Issue #10, serving: each source's band from the other sources' residuals (serving fits
+    no parameter, so these are out-of-sample), widened by the between-source shift; with fewer
+    than MIN_SHIFT_SOURCES effective sources (Kish) the shift is at least the dense-training one."""
+    import csv
+
+    from estimator.fitting.bands import MIN_SHIFT_SOURCES
+    from estimator.validate import validate_file
+
+    path = data_dir / "validation" / "inference.csv"
+    src = {r["id"]: r["source"] for r in csv.DictReader(open(path, encoding="utf-8"))}
+    rep = validate_file(path, CAT)
+    rows = [(src[r["id"]], math.log(r["measured"] / r["predicted"])) for r in rep["rows"]]
+    ref = CAT.uncertainty().data["kinds"]["training"]["between_source_sd"]
+    inside = 0
+    for s, x in rows:
+        others = [(o, y) for o, y in rows if o != s]
+        q10, q90 = conformal_quantiles([y for _, y in others])
+        tau = between_source_sd([o for o, _ in others], [y for _, y in others])
+        sizes = {}
+        for o, _ in others:
+            sizes[o] = sizes.get(o, 0) + 1
+        if len(others) ** 2 / sum(v * v for v in sizes.values()) < MIN_SHIFT_SOURCES:
+            tau = max(tau, ref)
+        lo = -math.sqrt(min(q10, 0) ** 2 + (Z90 * tau) ** 2)
+        hi = math.sqrt(max(q90, 0) ** 2 + (Z90 * tau) ** 2)
+        inside += lo <= x <= hi
+    assert len(rows) >= 60
+    assert 0.70 <= inside / len(rows) <= 0.90, inside / len(rows)
+
+
 def test_shipped_band_table_loads_and_covers_every_calibrated_class():
     t = CAT.uncertainty()
     assert isinstance(t, BandTable)

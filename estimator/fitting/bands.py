@@ -33,6 +33,9 @@ CONFIDENCE_SPREAD = {"official": 0.03, "reported": 0.10, "estimated": 0.25, "roa
 UNCALIBRATED_WIDEN = 1.5
 #: fewer rows than this in a class: its quantiles are the pooled ones
 MIN_CLASS_ROWS = 8
+#: fewer effective sources than this (Kish: (sum n)^2 / sum n^2): a kind's between-source
+#: spread is at least the dense-training one (a variance from a handful of means is noise)
+MIN_SHIFT_SOURCES = 6
 #: the lower and upper band quantiles
 QUANTILES = (0.10, 0.90)
 
@@ -175,17 +178,38 @@ def build_band_table(train_rows, train_cv, serving_rows=None, source: str = "",
                                  "fit_se": round(float((fit_se or {}).get(c, 0.0)), 4)}
         return out
 
+    def floor_shift(b, groups, ref):
+        # a handful of sources cannot estimate a between-source variance (method of moments on
+        # a few means is mostly noise, often 0). Sources count by Kish's effective number,
+        # (sum n_g)^2 / sum n_g^2, so one source holding most rows counts as about one: below
+        # MIN_SHIFT_SOURCES the kind takes at least the dense-training spread, the same
+        # variation between teams, clusters and software releases
+        sizes: dict = {}
+        for g in groups or []:
+            sizes[g] = sizes.get(g, 0) + 1
+        tot = sum(sizes.values())
+        n_eff = tot * tot / sum(v * v for v in sizes.values()) if sizes else 0.0
+        if n_eff < MIN_SHIFT_SOURCES and b["between_source_sd"] < ref:
+            b["between_source_sd"] = ref
+            b["between_source_basis"] = (f"{len(sizes)} sources, {n_eff:.1f} effective: at least "
+                                         f"the dense-training spread ({ref:.4f})")
+        return b
+
     pairs = list(zip(train_rows, train_cv))
     dense = [(r.eff_class, x) for r, x in pairs if r.search.model.moe is None]
     moe = [(r.eff_class, x) for r, x in pairs if r.search.model.moe is not None]
     kinds = {"training": block(dense, [r.source for r, _ in pairs if r.search.model.moe is None])}
+    ref = kinds["training"]["between_source_sd"]
     if moe:
-        kinds["training-moe"] = block(moe, [r.source for r, _ in pairs if r.search.model.moe is not None])
+        g = [r.source for r, _ in pairs if r.search.model.moe is not None]
+        kinds["training-moe"] = floor_shift(block(moe, g), g, ref)
     if serving_rows:
-        kinds["serving"] = block(serving_rows, serving_sources)
+        kinds["serving"] = floor_shift(block(serving_rows, serving_sources), serving_sources, ref)
     return {"source": source, "quantiles": list(QUANTILES), "kinds": kinds,
             "method": "split-conformal quantiles of log(measured / predicted): training from "
                       "leave-one-source-out cross-validation, serving from the model's residuals "
                       "(no serving parameter is fitted); classes with fewer than "
                       f"{MIN_CLASS_ROWS} rows use the pooled quantiles, classes with none the "
-                      f"pooled ones x{UNCALIBRATED_WIDEN}"}
+                      f"pooled ones x{UNCALIBRATED_WIDEN}; kinds with fewer than "
+                      f"{MIN_SHIFT_SOURCES} effective sources take at least the dense-training "
+                      "between-source spread"}
