@@ -55,17 +55,31 @@ def _plans(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pack_model(CAT.model("deepseek-v3")), hardware("h800"), np.tile(P, (reps, 1))[:n]
 
 
+def _interleaved_best(fa, fb, rounds):
+    """Best time of each of two functions, timed alternately (a noisy spell slows both)."""
+    ba = bb = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fa()
+        ba = min(ba, time.perf_counter() - t)
+        t = time.perf_counter()
+        fb()
+        bb = min(bb, time.perf_counter() - t)
+    return ba, bb
+
+
 def test_serving_kernel_vs_unjitted_ratio(benchmark):
     mv, hv, P = _plans(20_000)
     out, st = new_inference_outputs(len(P))
     evaluate_inference_serial(mv, hv, P[:10], out[:10], st[:10])        # compile outside timing
     benchmark.pedantic(evaluate_inference_serial, args=(mv, hv, P, out, st), rounds=3, iterations=1)
-    t_kernel = benchmark.stats.stats.min
-    n_ref = 200
+    n_kernel, n_ref = 10_000, 200
     pure = pure_kernels().inference
     ro, rs = new_inference_outputs(n_ref)
-    t_ref = _best(lambda: pure.evaluate_inference(mv, hv, P[:n_ref], ro, rs), rounds=2)
-    per_kernel, per_ref = t_kernel / len(P), t_ref / n_ref
+    t_kernel, t_ref = _interleaved_best(
+        lambda: evaluate_inference_serial(mv, hv, P[:n_kernel], out[:n_kernel], st[:n_kernel]),
+        lambda: pure.evaluate_inference(mv, hv, P[:n_ref], ro, rs), rounds=5)
+    per_kernel, per_ref = t_kernel / n_kernel, t_ref / n_ref
     ratio = per_ref / per_kernel
     benchmark.extra_info.update({"plans": len(P), "kernel_plans_per_s": 1 / per_kernel,
                                  "unjitted_plans_per_s": 1 / per_ref, "speedup_vs_unjitted": ratio})

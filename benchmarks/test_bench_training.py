@@ -37,27 +37,42 @@ def _best(fn, rounds=3):
     return best
 
 
+def _interleaved_best(fa, fb, rounds):
+    """Best time of each of two functions, timed alternately: a noisy spell on a shared
+    machine then slows both sides, not only the one that happened to run in it."""
+    ba = bb = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fa()
+        ba = min(ba, time.perf_counter() - t)
+        t = time.perf_counter()
+        fb()
+        bb = min(bb, time.perf_counter() - t)
+    return ba, bb
+
+
 def test_kernel_vs_unjitted_ratio(benchmark):
     mv, hv, sv, P = _plans(1_000_000)
     out, st = new_outputs(len(P))
     evaluate_training(mv, hv, sv, P[:10], out[:10], st[:10])          # compile outside timing
     benchmark.pedantic(evaluate_training, args=(mv, hv, sv, P, out, st), rounds=3,
-                                  iterations=1)
-    t_kernel = benchmark.stats.stats.min
-    n_ref = 3000
+                       iterations=1)                                  # the report's figure
+    n_kernel, n_ref = 300_000, 2_000
     pure = pure_kernels().training
     ro, rs = new_outputs(n_ref)
-    t_ref = _best(lambda: pure.evaluate_training(mv, hv, sv, P[:n_ref], ro, rs), rounds=3)
-    per_kernel = t_kernel / len(P)
+    t_kernel, t_ref = _interleaved_best(
+        lambda: evaluate_training(mv, hv, sv, P[:n_kernel], out[:n_kernel], st[:n_kernel]),
+        lambda: pure.evaluate_training(mv, hv, sv, P[:n_ref], ro, rs), rounds=7)
+    per_kernel = t_kernel / n_kernel
     per_ref = t_ref / n_ref
     ratio = per_ref / per_kernel
     benchmark.extra_info.update({"plans": len(P), "kernel_plans_per_s": 1 / per_kernel,
                                  "unjitted_plans_per_s": 1 / per_ref, "speedup_vs_unjitted": ratio})
     print(f"\nkernel {1 / per_kernel:,.0f} plans/s; un-jitted {1 / per_ref:,.0f} plans/s; x{ratio:,.0f}")
-    # the un-jitted run uses the same per-batch memo, so this is the JIT's own gain (measured
-    # 140-270x on shared 2-core machines, 3,000 un-jitted plans so the timing is not noise);
-    # the gate trips at about 2x slower than the high end
-    assert ratio >= 120
+    # the un-jitted run uses the same per-batch memo, so this is the JIT's own gain. Timed
+    # alternately, best of 7 each (~0.1 s per turn). Measured x130-190 on shared 2-core
+    # machines with the present physics; the gate trips at about 2x slower than the high end
+    assert ratio >= 95
 
 
 def test_parallel_scaling(benchmark):
