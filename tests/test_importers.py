@@ -527,3 +527,15 @@ def test_docstring_examples_run():
     for mod in (hf_config, launch_args):
         res = doctest.testmod(mod)
         assert res.attempted > 0 and res.failed == 0, mod.__name__
+
+
+def test_expert_tp_and_pipeline_split_flags_are_read_and_explained():
+    la = parse_launch_args("--tensor-model-parallel-size 2 --expert-model-parallel-size 32 "
+                           "--expert-tensor-parallel-size 1 --account-for-embedding-in-pipeline-split "
+                           "--account-for-loss-in-pipeline-split --bf16")
+    for flag in ("expert-tensor-parallel-size", "account-for-embedding-in-pipeline-split",
+                 "account-for-loss-in-pipeline-split"):
+        assert not any(flag in x for x in la.unknown + la.not_modelled), flag
+    notes = " ".join(la.notes)
+    assert "--expert-tensor-parallel-size 1" in notes and "tp*dp*cp/ep" in notes
+    assert "layers + 2" in notes

@@ -48,7 +48,9 @@ _add("plan", 1, "tensor-model-parallel-size pipeline-model-parallel-size context
                 "num-virtual-stages-per-pipeline-rank virtual-pipeline-model-parallel-size micro-batch-size "
                 "recompute-granularity recompute-method recompute-num-layers data-parallel-sharding-strategy")
 _add("plan", 0, "recompute-activations checkpoint-activations use-distributed-optimizer use-torch-fsdp2 "
-                "use-custom-fsdp use-megatron-fsdp")
+                "use-custom-fsdp use-megatron-fsdp account-for-embedding-in-pipeline-split "
+                "account-for-loss-in-pipeline-split")
+_add("plan", 1, "expert-tensor-parallel-size")
 _add("workload", 1, "global-batch-size seq-length encoder-seq-length")
 _add("precision", 0, "bf16 fp16")
 _add("precision", 1, "fp8-format fp4-format")
@@ -114,7 +116,7 @@ _add("ignored", "*",
      "fp8-amax-history-len fp8-amax-compute-algo fp8-margin fp8-interval fp8-recipe",
      "no effect on a throughput estimate")
 _add("not_modelled", "*",
-     "expert-tensor-parallel-size moe-tp-extend-ep context-parallel-algo cp-comm-type "
+     "moe-tp-extend-ep context-parallel-algo cp-comm-type "
      "hierarchical-context-parallel-sizes swap-attention swap-optimizer swap-optimizer-times "
      "recompute-activation-function recompute-activation-function-num-layers recompute-norm "
      "recompute-norm-num-layers recompute-in-advance moe-fb-overlap schedules-method mtp-num-layers "
@@ -416,6 +418,17 @@ def _plan(la: LaunchArgs) -> None:
                                 "(every layer recomputed)")
             p["recompute"] = "full"
         p["recompute_src"] = src
+    etp = la._int("expert-tensor-parallel-size")
+    if etp is not None:
+        la.notes.append(f"--expert-tensor-parallel-size {etp}: suanli derives the expert TP degree from "
+                        "the plan (tp when ep divides dp*cp; tp*dp*cp/ep when the expert layers fold, "
+                        "stack nemo) and shows it as etp; a different given degree is not represented")
+    split = [f for f in ("account-for-embedding-in-pipeline-split", "account-for-loss-in-pipeline-split")
+             if la.has(f)]
+    if split:
+        la.notes.append(f"--{' / --'.join(split)}: pp*vpp may reach layers + 2 only in stacks that count "
+                        "the embedding and the loss as pipeline layers (nemo); the busiest rank's "
+                        "layers are the same either way")
     if la.has("use-torch-fsdp2"):
         p["zero"], p["zero_src"] = 3, la.text("use-torch-fsdp2")
     elif la.has("use-custom-fsdp") or la.has("use-megatron-fsdp"):
