@@ -18,6 +18,7 @@ from estimator.packing import pack_model, pack_serving_stack
 from kernels import layout as K
 from kernels.inference import evaluate_inference_serial, new_inference_outputs
 from strategies import hardware
+from timing import interleaved_best
 from unjitted import pure_kernels
 
 CAT = Catalog(use_env=False)
@@ -55,19 +56,6 @@ def _plans(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pack_model(CAT.model("deepseek-v3")), hardware("h800"), np.tile(P, (reps, 1))[:n]
 
 
-def _interleaved_best(fa, fb, rounds):
-    """Best time of each of two functions, timed alternately (a noisy spell slows both)."""
-    ba = bb = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fa()
-        ba = min(ba, time.perf_counter() - t)
-        t = time.perf_counter()
-        fb()
-        bb = min(bb, time.perf_counter() - t)
-    return ba, bb
-
-
 def test_serving_kernel_vs_unjitted_ratio(benchmark):
     mv, hv, P = _plans(20_000)
     out, st = new_inference_outputs(len(P))
@@ -76,7 +64,7 @@ def test_serving_kernel_vs_unjitted_ratio(benchmark):
     n_kernel, n_ref = 10_000, 200
     pure = pure_kernels().inference
     ro, rs = new_inference_outputs(n_ref)
-    t_kernel, t_ref = _interleaved_best(
+    t_kernel, t_ref = interleaved_best(
         lambda: evaluate_inference_serial(mv, hv, P[:n_kernel], out[:n_kernel], st[:n_kernel]),
         lambda: pure.evaluate_inference(mv, hv, P[:n_ref], ro, rs), rounds=5)
     per_kernel, per_ref = t_kernel / n_kernel, t_ref / n_ref

@@ -16,6 +16,7 @@ from estimator.plans import Workload, enumerate_plans
 from estimator.training import estimate_training
 from kernels.training import evaluate_training, evaluate_training_parallel, new_outputs
 from strategies import hardware, stack_vector
+from timing import interleaved_best
 from unjitted import pure_kernels
 
 CAT = Catalog(use_env=False)
@@ -37,20 +38,6 @@ def _best(fn, rounds=3):
     return best
 
 
-def _interleaved_best(fa, fb, rounds):
-    """Best time of each of two functions, timed alternately: a noisy spell on a shared
-    machine then slows both sides, not only the one that happened to run in it."""
-    ba = bb = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fa()
-        ba = min(ba, time.perf_counter() - t)
-        t = time.perf_counter()
-        fb()
-        bb = min(bb, time.perf_counter() - t)
-    return ba, bb
-
-
 def test_kernel_vs_unjitted_ratio(benchmark):
     mv, hv, sv, P = _plans(1_000_000)
     out, st = new_outputs(len(P))
@@ -60,7 +47,7 @@ def test_kernel_vs_unjitted_ratio(benchmark):
     n_kernel, n_ref = 300_000, 2_000
     pure = pure_kernels().training
     ro, rs = new_outputs(n_ref)
-    t_kernel, t_ref = _interleaved_best(
+    t_kernel, t_ref = interleaved_best(
         lambda: evaluate_training(mv, hv, sv, P[:n_kernel], out[:n_kernel], st[:n_kernel]),
         lambda: pure.evaluate_training(mv, hv, sv, P[:n_ref], ro, rs), rounds=7)
     per_kernel = t_kernel / n_kernel
@@ -70,9 +57,9 @@ def test_kernel_vs_unjitted_ratio(benchmark):
                                  "unjitted_plans_per_s": 1 / per_ref, "speedup_vs_unjitted": ratio})
     print(f"\nkernel {1 / per_kernel:,.0f} plans/s; un-jitted {1 / per_ref:,.0f} plans/s; x{ratio:,.0f}")
     # the un-jitted run uses the same per-batch memo, so this is the JIT's own gain. Timed
-    # alternately, best of 7 each (~0.1 s per turn). Measured x130-190 on shared 2-core
+    # alternately, best of 7 each (~0.1 s per turn). Measured x114-186 on shared 2-core
     # machines with the present physics; the gate trips at about 2x slower than the high end
-    assert ratio >= 95
+    assert ratio >= 90
 
 
 def test_parallel_scaling(benchmark):
