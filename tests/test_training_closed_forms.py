@@ -167,17 +167,22 @@ def test_first_stage_holds_pp_micro_batches():
     assert o[K.O_MEM_ACT] == pytest.approx(2 * per_stage * layer, rel=REL)
 
 
+def _only_in_nemo(model, w, refusal, **knobs):
+    """The plan is valid in the nemo stack and refused, naming the rule, in megatron-core."""
+    plan = dict(cp=1, mbs=1, zero=1, recompute="none", **knobs)
+    check_plan(model, w, plan, _features("nemo"))
+    with pytest.raises(PlanError, match=refusal):
+        check_plan(model, w, plan, _features("megatron-core"))
+
+
 def test_embedding_and_loss_as_pipeline_stages():
     """Megatron-Core --account-for-embedding-in-pipeline-split / --account-for-loss-...: 126
     layers + embedding + loss fill pp 8 x vpp 16 = 128 virtual stages of one layer each; the
     busiest rank holds 16 layers. A stack without the option refuses the plan, naming the rule."""
     m = CAT.model("llama3-405b")
     w = Workload(1024, 1024, 8192)
-    plan = dict(tp=8, pp=8, dp=16, cp=1, ep=1, vpp=16, mbs=1, zero=1, recompute="none",
-                precision="bf16")
-    check_plan(m, w, plan, _features("nemo"))
-    with pytest.raises(PlanError, match="exceed the 126 layers"):
-        check_plan(m, w, plan, _features("megatron-core"))
+    _only_in_nemo(m, w, "exceed the 126 layers",
+                  tp=8, pp=8, dp=16, ep=1, vpp=16, precision="bf16")
     layers, n_moe, n_dense = T.stage_layout(pack_model(m), 8.0, 16.0)
     assert (layers, n_moe, n_dense) == (16, 0, 16)
     fixed = dict(tp=8, pp=8, vpp=16, mbs=1, cp=1, zero=1, recompute="none")
@@ -298,12 +303,8 @@ def test_moe_parallel_folding():
     # gradients: only the dense parameters are reduced (ring over dp 4 inside NVLink); the
     # expert-data-parallel group is one rank
     assert out[T.DP_RS] == pytest.approx(3 / 4 * out[T.DP_PD] * 4 / hv[K.H_BW_UP], rel=REL)
-    w = Workload(256, 2048, 4096)
-    plan = dict(tp=2, pp=8, dp=16, cp=1, ep=32, vpp=4, mbs=1, zero=1, recompute="none",
-                precision="fp8")
-    check_plan(m, w, plan, _features("nemo"))
-    with pytest.raises(PlanError, match="must divide dp"):
-        check_plan(m, w, plan, _features("megatron-core"))
+    _only_in_nemo(m, Workload(256, 2048, 4096), "must divide dp",
+                  tp=2, pp=8, dp=16, ep=32, vpp=4, precision="fp8")
     p = _plan(tp=2, pp=8, dp=16, ep=32, vpp=4, gbs=2048, seq=4096, prec=K.PREC_FP8)
     o, _ = _run(mv, hardware("h100-sxm"), sv, p)
     p16 = _plan(tp=2, pp=8, dp=16, ep=16, vpp=4, gbs=2048, seq=4096, prec=K.PREC_FP8)
