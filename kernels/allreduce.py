@@ -27,7 +27,7 @@ import math
 from numba import njit
 
 from kernels import layout as K
-from kernels.collectives import mesh_factor, rs_or_ag, tier_sizes
+from kernels.collectives import _div, mesh_factor, rs_or_ag, tier_sizes
 
 
 @njit(cache=True, error_model="numpy")
@@ -77,15 +77,6 @@ def allreduce(hv, nbytes, n, custom):
         t = min(t, oneshot(hv[K.H_SV_AR_CUSTOM_S], nbytes, n, bw))
         t = min(t, twoshot(hv[K.H_SV_AR_CUSTOM_S], nbytes, n, bw))
     return t
-
-
-@njit(cache=True, error_model="numpy")
-def _div(a, b):
-    if a <= 0.0:
-        return 0.0
-    if b <= 0.0:
-        return math.inf
-    return a / b
 
 
 @njit(cache=True, error_model="numpy")

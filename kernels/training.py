@@ -632,18 +632,18 @@ def _dp_exposed(sv, zero, m, dpv, fwd_win, bwd_win):
 
 
 @njit(cache=True, error_model="numpy")
+def _degrees(p):
+    """(tp, pp, dp, cp, ep, vpp, mbs, seq) of plan row ``p`` as floats."""
+    return (float(p[K.P_TP]), float(p[K.P_PP]), float(p[K.P_DP]), float(p[K.P_CP]),
+            float(p[K.P_EP]), float(p[K.P_VPP]), float(p[K.P_MBS]), float(p[K.P_SEQ]))
+
+
+@njit(cache=True, error_model="numpy")
 def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
     """Put the blocks together for plan ``p``: micro-batches, schedule, overlaps, memory.
     Writes output row ``o`` (kernels.layout O_*) and returns a status code."""
-    tp = float(p[K.P_TP])
-    pp = float(p[K.P_PP])
-    dp = float(p[K.P_DP])
-    cp = float(p[K.P_CP])
-    ep = float(p[K.P_EP])
-    vpp = float(p[K.P_VPP])
-    mbs = float(p[K.P_MBS])
+    tp, pp, dp, cp, ep, vpp, mbs, seq = _degrees(p)
     gbs = float(p[K.P_GBS])
-    seq = float(p[K.P_SEQ])
     zero = p[K.P_ZERO]
     rc = p[K.P_RECOMPUTE]
 
@@ -804,33 +804,6 @@ def _no_precision(hv, p, o):
     return False
 
 
-@njit(cache=True, error_model="numpy")
-def train_one(mv, hv, sv, p, o):
-    """Evaluate plan row ``p`` from scratch into output row ``o``; return a status code."""
-    if _no_precision(hv, p, o):
-        return K.ST_NO_PRECISION
-    tp = float(p[K.P_TP])
-    cp = float(p[K.P_CP])
-    ep = float(p[K.P_EP])
-    seq = float(p[K.P_SEQ])
-    mbs = float(p[K.P_MBS])
-    prec = p[K.P_PREC]
-    dp = float(p[K.P_DP])
-    etp = expert_tp(tp, dp, cp, ep)
-    ld = np.zeros(L_SIZE)
-    lm = np.zeros(L_SIZE)
-    hd = np.zeros(HD_SIZE)
-    dpv = np.zeros(DP_SIZE)
-    act = np.zeros(A_SIZE)
-    layer_costs(ld, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, False)
-    if mv[K.M_N_MOE] > 0:
-        layer_costs(lm, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, True)
-    head_costs(hd, mv, hv, sv, tp, dp, cp, ep, etp, seq, mbs, prec)
-    dp_costs(dpv, mv, hv, sv, tp, float(p[K.P_PP]), dp, cp, ep, etp, float(p[K.P_VPP]))
-    activation_costs(act, mv, sv, tp, cp, ep, etp, seq, mbs, prec)
-    return assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act)
-
-
 # ---- per-batch memo: consecutive plans share their blocks ---------------------------------
 # The cache holds each block's output next to the knobs it depends on; a block is recomputed
 # only when its key changes. Plans are enumerated so that neighbours share keys.
@@ -866,14 +839,7 @@ def train_one_memo(mv, hv, sv, p, o, c):
     """:func:`train_one` with the blocks taken from the memo ``c`` when their knobs match."""
     if _no_precision(hv, p, o):
         return K.ST_NO_PRECISION
-    tp = float(p[K.P_TP])
-    pp = float(p[K.P_PP])
-    dp = float(p[K.P_DP])
-    cp = float(p[K.P_CP])
-    ep = float(p[K.P_EP])
-    vpp = float(p[K.P_VPP])
-    seq = float(p[K.P_SEQ])
-    mbs = float(p[K.P_MBS])
+    tp, pp, dp, cp, ep, vpp, mbs, seq = _degrees(p)
     prec = p[K.P_PREC]
     fprec = float(prec)
     etp = expert_tp(tp, dp, cp, ep)
@@ -907,6 +873,12 @@ def _fresh_cache():
     c[C_DKEY] = -1.0
     c[C_AKEY] = -1.0
     return c
+
+
+@njit(cache=True, error_model="numpy")
+def train_one(mv, hv, sv, p, o):
+    """Evaluate plan row ``p`` from scratch into output row ``o``; return a status code."""
+    return train_one_memo(mv, hv, sv, p, o, _fresh_cache())
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

@@ -197,3 +197,21 @@ def fmt_band(v, lo, hi) -> str:
     if lo is None or hi is None:
         return _si(v)
     return f"{_si(v)} ({_si(lo)}-{_si(hi)})"
+
+
+def plan_text(p: dict | None, full: bool = True) -> str:
+    """A training plan in one short line: degrees (ep and etp when they matter), then, in full,
+    interleaving, micro-batch, ZeRO, recompute and precision; compact keeps ZeRO and recompute."""
+    if not p:
+        return "-"
+    s = f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']}"
+    if p["ep"] > 1:
+        s += f" ep{p['ep']}"
+    if p.get("etp", p["tp"]) != p["tp"]:
+        s += f" etp{p['etp']}"
+    if not full:
+        return s + f" z{p['zero']} {p['recompute']}"
+    if p["vpp"] > 1:
+        s += f" v{p['vpp']}"
+    return s + f" mbs{p['mbs']} z{p['zero']} {p['recompute']} {p['precision']}"
+

@@ -11,7 +11,7 @@ import typer
 
 from estimator.cli.app import JsonOpt, SpecDirOpt, _cat, app
 from estimator.cli.options import number
-from estimator.cli.render import console, emit_json, table
+from estimator.cli.render import console, emit_json, plan_text, table
 from estimator.errors import InputError
 from estimator.goodput import DEFAULT_CKPT_GB_PER_S_PER_NODE, DEFAULT_MTBF_CHIP_H, DEFAULT_RESTART_S
 from estimator.power import PUE_DEFAULT
@@ -64,17 +64,6 @@ def _writable(path: Path | None, flag: str, suffix: str | None = None) -> None:
         raise InputError(f"{flag} {path}: not writable")
 
 
-def _plan_s(p: dict | None) -> str:
-    if not p:
-        return "-"
-    s = f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']}"
-    if p["ep"] > 1:
-        s += f" ep{p['ep']}"
-    if p.get("etp", p["tp"]) != p["tp"]:
-        s += f" etp{p['etp']}"
-    return s + f" z{p['zero']} {p['recompute']}"
-
-
 CSV_KEYS = ["year", "scenario", "found", "chip", "system", "chips", "nodes", "binding", "limit_chips",
             "precision", "tokens_per_s", "mfu", "goodput", "days", "days_with_failures", "days_p10",
             "days_p90", "power_mw", "energy_mwh", "roadmap", "confidence", "export_class", "available"]
@@ -87,7 +76,7 @@ def _write_csv(path: Path, rows: list[dict], leads: dict) -> None:
             w.writerow(CSV_KEYS + ["reference_lead", "plan", "binding_basis", "notes", "why"])
             for d in rows:
                 w.writerow([d[k] for k in CSV_KEYS]
-                           + [leads.get((d["year"], d["scenario"])), _plan_s(d["plan"]),
+                           + [leads.get((d["year"], d["scenario"])), plan_text(d["plan"], full=False),
                               d["binding_basis"], "; ".join(d["notes"]), d["why"]])
     except OSError as e:
         raise InputError(f"--csv {path}: cannot write ({e.strerror or e})") from None

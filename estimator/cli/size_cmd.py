@@ -12,7 +12,7 @@ from estimator.cli.app import JsonOpt, SpecDirOpt, _cat, app
 from estimator.cli.first_run import compiling
 from estimator.cli.launch_opts import MegatronOpt, apply, launch_plan_row
 from estimator.cli.options import check_output, number, write_text_output
-from estimator.cli.render import _si, console, emit_json, kv, say, table
+from estimator.cli.render import _si, console, emit_json, kv, plan_text, say, table
 from estimator.cli.train_cmd import DERATE_HELP, STACK_HELP
 from estimator.errors import InputError
 from estimator.goodput import DEFAULT_CKPT_GB_PER_S_PER_NODE, DEFAULT_MTBF_CHIP_H, DEFAULT_RESTART_S
@@ -39,19 +39,6 @@ def _job(model, gbs, seq_len, precision, tokens, pue, mtbf, ckpt, restart, derat
                    overrides=parse_derate(derate), stack=stack)
 
 
-def _plan_s(p: dict | None) -> str:
-    if not p:
-        return "-"
-    s = f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']}"
-    if p["ep"] > 1:
-        s += f" ep{p['ep']}"
-    if p.get("etp", p["tp"]) != p["tp"]:
-        s += f" etp{p['etp']}"
-    if p["vpp"] > 1:
-        s += f" v{p['vpp']}"
-    return s + f" mbs{p['mbs']} z{p['zero']} {p['recompute']} {p['precision']}"
-
-
 def _power_lines(data: list[dict]) -> list[str]:
     """One power-basis line per chip: a sweep's rows differ only in their counts."""
     out, seen = [], set()
@@ -72,7 +59,7 @@ def _rows_out(rows, title, as_json, extra=None, job=None, compare_bands=False):
                                                       if r.fits and rows[0].fits and r.band_overlaps(rows[0])]
         emit_json({**(extra or {}), **more, "derate": derate, "stack": job.stack if job else None, "rows": data})
         return
-    view = [{**d, "plan_s": _plan_s(d["plan"]) if d["fits"] else f"infeasible: {d['why']}",
+    view = [{**d, "plan_s": plan_text(d["plan"]) if d["fits"] else f"infeasible: {d['why']}",
              "mfu_pct": 100 * d["mfu"] if d["fits"] else None,
              "tokens_s": _band_s(d["tokens_per_s_p10"], d["tokens_per_s_p90"]) if d["fits"] else None,
              "days_wf_s": _days_band(d)} for d in data]
@@ -194,13 +181,13 @@ def search(
     cols = [("plan_s", "plan"), ("tokens_per_s_per_chip", "tokens/s/chip"), ("mfu_pct", "MFU %"),
             ("step_time_s", "step s"), ("memory_gb_per_chip", "GB/chip"), ("headroom_gb", "headroom GB")]
     for title, key in (("best plans", "top"), ("Pareto front: throughput vs memory headroom", "pareto")):
-        table(title, cols, [{**r, "plan_s": _plan_s(r["plan"]), "mfu_pct": 100 * r["mfu"]} for r in rep[key]], digits=2)
+        table(title, cols, [{**r, "plan_s": plan_text(r["plan"]), "mfu_pct": 100 * r["mfu"]} for r in rep[key]], digits=2)
     if merged is not None:
         lp = rep["launch_plan"]
         if lp.get("error"):
             console.print(f"the launch args' own plan: {lp['error']}")
         else:
-            console.print(f"the launch args' own plan: {_plan_s(lp['plan'])}: {lp['tokens_per_s_per_chip']:,.1f} "
+            console.print(f"the launch args' own plan: {plan_text(lp['plan'])}: {lp['tokens_per_s_per_chip']:,.1f} "
                           f"tokens/s/chip, {lp['memory_gb_per_chip']:.1f} GB/chip"
                           + ("" if lp["fits"] else " (does not fit in memory)")
                           + f", {lp['ratio_to_best']:.2f}x the best plan")
@@ -356,7 +343,7 @@ def _csv_text(rows) -> str:
     w.writerow(CSV_KEYS + ["plan"])
     for r in rows:
         d = r.to_dict()
-        w.writerow([d[k] for k in CSV_KEYS] + [_plan_s(d["plan"])])
+        w.writerow([d[k] for k in CSV_KEYS] + [plan_text(d["plan"])])
     return buf.getvalue()
 
 

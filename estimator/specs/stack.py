@@ -18,6 +18,12 @@ from estimator.specs.common import ID_PATTERN, Strict, check_aliases
 TRAIN_PRECISIONS = ("bf16", "fp16", "fp8", "fp4")
 
 
+def _precision_list(v: list[str], allowed) -> list[str]:
+    if not v or any(p not in allowed for p in v):
+        raise ValueError(f"precisions must be a non-empty list of {', '.join(allowed)}")
+    return v
+
+
 class TrainingFeatures(Strict):
     #: Megatron sequence parallelism (Korthikanti et al. 2022): TP traffic as reduce-scatter /
     #: all-gather and the non-GEMM activations split over TP; without it, all-reduce and
@@ -87,10 +93,7 @@ class TrainingFeatures(Strict):
     @field_validator("precisions")
     @classmethod
     def _precs(cls, v: list[str]):
-        bad = [p for p in v if p not in TRAIN_PRECISIONS]
-        if not v or bad:
-            raise ValueError(f"precisions must be a non-empty list of {', '.join(TRAIN_PRECISIONS)}")
-        return v
+        return _precision_list(v, TRAIN_PRECISIONS)
 
 
 class TrainingParams(Strict):
@@ -152,10 +155,7 @@ class ServingFeatures(Strict):
     @field_validator("precisions")
     @classmethod
     def _precs(cls, v: list[str]):
-        bad = [p for p in v if p not in SERVE_PRECISIONS]
-        if not v or bad:
-            raise ValueError(f"precisions must be a non-empty list of {', '.join(SERVE_PRECISIONS)}")
-        return v
+        return _precision_list(v, SERVE_PRECISIONS)
 
 
 class ServingParams(Strict):
