@@ -144,14 +144,15 @@ def _train_row(r: dict, rowno: int, base: Path, cat: Catalog) -> RowResult:
     kw, metric, measured = train_row_request(r, rowno, base)
     model, chip = kw.pop("model"), kw.pop("chip")
     note = None
-    try:
-        res = estimate_training(model, chip, catalog=cat, **kw)
-    except InfeasibleError as e:
-        # a measured run ran: when only memory stands in the way, predict its time anyway with
-        # the plan closest to fitting and report the memory model's miss beside it
-        res = estimate_training(model, chip, catalog=cat, require_fit=False, **kw)
+    # a measured run ran: when only memory stands in the way, its time is predicted anyway with
+    # the plan closest to fitting and the memory model's miss is reported beside it (one search;
+    # with a fitting plan the answer is the same as require_fit=True)
+    res = estimate_training(model, chip, catalog=cat, require_fit=False, **kw)
+    if not res.fits:
         if res.status != "out of memory" or not res.tokens_per_s > 0:
-            raise e
+            # any other refusal: the standard one-line explanation
+            estimate_training(model, chip, catalog=cat, **kw)
+            raise InfeasibleError(f"{model} on {kw['chips']} x {chip}: no plan can be estimated")
         need, have = res.memory_gb_per_chip["total"], res.memory_capacity_gb_per_chip
         note = (f"memory model: the plan needs {need:.1f} GB per chip, {have:.1f} GB usable; the "
                 f"run ran, so the memory estimate is at least {100 * (need / have - 1):.0f}% high")
