@@ -248,6 +248,7 @@ def pack_stack(stack: StackSpec) -> np.ndarray:
     sv[K.S_GRAPHS] = GRAPH_CODES[f.cuda_graphs]
     sv[K.S_SEL_ACT] = float(f.selective_recompute_activation)
     sv[K.S_CP_ALLGATHER] = float(f.cp_algorithm == "allgather")
+    sv[K.S_ZERO3_REGATHER] = float(f.zero3_regather_on_recompute)
     return sv
 
 

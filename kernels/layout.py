@@ -118,7 +118,8 @@ S_GRAPHS = 14         # GRAPHS_* code: which parts run as captured CUDA graphs
 S_SEL_ACT = 15        # selective recompute also recomputes the MLP activation function
 S_GATHER_BUCKET = 16  # ZeRO-3 / FSDP parameter all-gather bucket, parameters
 S_CP_ALLGATHER = 17   # context parallelism all-gathers K,V up front (exposed) instead of a ring
-S_SIZE = 18
+S_ZERO3_REGATHER = 18  # ZeRO-3 gathers parameters again for a recomputed layer's forward
+S_SIZE = 19
 
 GRAPHS_NONE = 0
 GRAPHS_DENSE = 1      # attention and dense blocks captured (MoE dispatch stays eager)

@@ -601,15 +601,17 @@ def _host_bound(device, comm, host):
 
 
 @njit(cache=True, error_model="numpy")
-def _dp_exposed(sv, zero, m, dpv, fwd_win, bwd_win):
+def _dp_exposed(sv, zero, m, dpv, fwd_win, bwd_win, regather):
     """Data-parallel communication left on the critical path, per ZeRO stage and overlap flags.
 
     ZeRO-0: gradient all-reduce after the last micro-batch's backward. ZeRO-1 (distributed
     optimizer): reduce-scatter of the full gradient buffer once per step, then all-gather of the
     updated 16-bit parameters. ZeRO-2 (DeepSpeed): a reduce-scatter every micro-batch into the
     gradient shard. ZeRO-3 / FSDP: parameters all-gathered for each micro-batch's forward and
-    again for its backward, gradients reduce-scattered every micro-batch. Overlapped traffic
-    hides behind the backward (or forward) of one micro-batch except its last bucket."""
+    again for its backward, gradients reduce-scattered every micro-batch; ``regather`` (the
+    share of layers fully recomputed, on a stack that releases parameters after the forward)
+    more all-gathers run in the backward window for the recompute. Overlapped traffic hides
+    behind the backward (or forward) of one micro-batch except its last bucket."""
     g_ovl = sv[K.S_GRAD_OVERLAP] > 0.5
     p_ovl = sv[K.S_PARAM_OVERLAP] > 0.5
     rs = dpv[DP_RS]
@@ -619,10 +621,11 @@ def _dp_exposed(sv, zero, m, dpv, fwd_win, bwd_win):
         return max(dpv[DP_AR_TAIL], ar - bwd_win) if g_ovl else ar
     if zero == 3:
         ag3 = dpv[DP_AG3]
+        n_bwd = 1.0 + regather
         if not (g_ovl and p_ovl):
-            return m * (2.0 * ag3 + rs)
+            return m * ((1.0 + n_bwd) * ag3 + rs)
         return m * (max(dpv[DP_AG_TAIL], ag3 - fwd_win)
-                    + max(dpv[DP_AG_TAIL] + dpv[DP_RS_TAIL], ag3 + rs - bwd_win))
+                    + max(dpv[DP_AG_TAIL] + dpv[DP_RS_TAIL], n_bwd * ag3 + rs - bwd_win))
     t_ag = max(dpv[DP_AG_TAIL], ag - fwd_win) if p_ovl else ag
     if zero == 2 and sv[K.S_ZERO2_PER_MB] > 0.5:
         t_rs = m * (max(dpv[DP_RS_TAIL], rs - bwd_win) if g_ovl else rs)
@@ -707,7 +710,8 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
         else:
             pp_comm = 2.0 * (m * vpp + pp - 1.0) * one
 
-    dp_exposed = _dp_exposed(sv, zero, m, dpv, fwd_win, bwd_win)
+    regather = q if sv[K.S_ZERO3_REGATHER] > 0.5 else 0.0
+    dp_exposed = _dp_exposed(sv, zero, m, dpv, fwd_win, bwd_win, regather)
     p_dense = dpv[DP_PD]
     p_exp = dpv[DP_PE]
     dp_dense = dp * cp

@@ -250,6 +250,29 @@ def test_dp_gradient_and_parameter_volumes():
     assert out[T.DP_RS] == pytest.approx(7 / 8 * 4 * psi / up + 1 / 2 * 4 * psi / 8 / nic, rel=1e-3)
 
 
+def test_zero3_gathers_per_micro_batch_and_regathers_for_recompute():
+    """ZeRO-3 without overlap: per micro-batch one parameter all-gather for the forward, one for
+    the backward and one gradient reduce-scatter (Rajbhandari et al. 2020, sec. 5.3: 3 psi per
+    step vs 2 psi for data parallelism). DeepSpeed releases a layer's parameters after its
+    forward, so the forward a full recompute runs again gathers them once more (its
+    pre-forward hooks fetch them; deepspeedai/DeepSpeed#4784); Megatron FSDP recomputes
+    inside the backward's own gather. With overlap off (as here) all of it is exposed."""
+    mv, hv = pack_model(L8), _no_latency(hardware("h100-sxm"))
+    nd, m = 8, 4
+    for stack, extra in (("deepspeed", 1.0), ("nemo", 0.0)):
+        sv = stack_vector(stack).copy()
+        sv[K.S_GRAD_OVERLAP] = sv[K.S_PARAM_OVERLAP] = 0.0
+        dpv = np.zeros(T.DP_SIZE)
+        T.dp_costs(dpv, mv, hv, sv, 1.0, 1.0, float(nd), 1.0, 1.0, 1.0, 1.0)
+        psi, up = _llama_params(L8), hv[K.H_BW_UP]
+        ag = 7 / 8 * 2 * psi / up
+        rs = 7 / 8 * sv[K.S_GRAD_BYTES] * psi / up
+        assert dpv[T.DP_AG3] == pytest.approx(ag, rel=1e-3)
+        for rc, q in ((K.RC_NONE, 0.0), (K.RC_FULL, 1.0)):
+            o, _ = _run(mv, hv, sv, _plan(dp=nd, zero=3, rc=rc, gbs=nd * m))
+            assert o[K.O_T_DP] == pytest.approx(m * ((2.0 + q * extra) * ag + rs), rel=1e-3)
+
+
 def test_ep_all_to_all_volume():
     """Plain all-to-all dispatch: each token's k routed copies go to uniformly spread experts;
     the share bound for other ranks leaves: inside a domain k T (g-1)/ep over the scale-up

@@ -41,6 +41,11 @@ class TrainingFeatures(Strict):
     zero_stages: list[int]
     #: ZeRO-2 as in DeepSpeed: gradients reduce-scattered every micro-batch into a shard
     zero2_reduce_per_microbatch: bool = True
+    #: ZeRO-3 releases a layer's gathered parameters after its forward, so a fully recomputed
+    #: layer gathers them once more for the recompute (DeepSpeed: the recompute runs the
+    #: module's forward hooks again); FSDP-style units recompute inside the backward's own
+    #: gather and pay nothing extra
+    zero3_regather_on_recompute: bool = False
     #: ZeRO-2/3 sharding combines with pipeline parallelism (torchtitan FSDP2 + PP; DeepSpeed
     #: and Megatron FSDP do not)
     sharded_with_pp: bool = False
