@@ -245,6 +245,7 @@ def pack_stack(stack: StackSpec) -> np.ndarray:
     sv[K.S_GATHER_BUCKET] = pr.gather_bucket_params
     sv[K.S_GRAD_BYTES] = pr.main_grad_bytes
     sv[K.S_HOST_OP] = pr.host_op_us * 1e-6
+    sv[K.S_A2A_SHARE] = pr.a2a_sm_share
     sv[K.S_GRAPHS] = GRAPH_CODES[f.cuda_graphs]
     sv[K.S_SEL_ACT] = float(f.selective_recompute_activation)
     sv[K.S_CP_ALLGATHER] = float(f.cp_algorithm == "allgather")

@@ -20,7 +20,8 @@ from estimator.specs import ModelSpec
 from estimator.specs.stack import TrainingFeatures
 from kernels import layout as K
 
-KNOBS = ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs", "recompute", "zero", "precision", "ep_overlap")
+KNOBS = ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs", "recompute", "zero", "precision", "ep_overlap",
+         "etp")
 MBS_CHOICES = (1, 2, 4, 8)
 VPP_MAX = 16
 
@@ -96,6 +97,34 @@ def ep_rule(tp: int, dp: int, cp: int, ep: int, features: TrainingFeatures | Non
     return f"ep ({ep}) must divide dp*cp ({dp * cp}): EP is carved out of data-parallel ranks"
 
 
+def etp_choices(tp: int, dp: int, cp: int, ep: int, features: TrainingFeatures | None) -> list[int]:
+    """Expert tensor-parallel degrees a plan may use. Without MoE parallel folding the experts
+    are split over the attention's TP group (etp = tp). With folding (Megatron-Core
+    --expert-tensor-parallel-size) the expert layers regroup a stage's tp*dp*cp ranks as
+    ETP x EP x expert-DP, so etp*ep must divide tp*dp*cp: the search tries etp = tp, etp = 1
+    (what NVIDIA's MoE recipes set: Megatron-Bridge 25.11 perf configs for DeepSeek-V3,
+    GPT-OSS and Qwen3 use expert_tensor_parallel_size=1) and the fully folded tp*dp*cp/ep."""
+    if not folds_experts(features):
+        return [tp]
+    width = tp * dp * cp
+    cands = [tp] if (dp * cp) % ep == 0 else [width // ep]     # the default rule first
+    cands.append(1)
+    return [e for i, e in enumerate(cands) if e >= 1 and width % (ep * e) == 0 and e not in cands[:i]]
+
+
+def etp_rule(tp: int, dp: int, cp: int, ep: int, etp: int, features: TrainingFeatures | None) -> str | None:
+    if etp < 1:
+        return f"etp must be >= 1 (got {etp})"
+    if not folds_experts(features):
+        if etp != tp:
+            return (f"etp ({etp}) must equal tp ({tp}): this stack splits experts over the "
+                    "attention's TP group (no MoE parallel folding)")
+        return None
+    if (tp * dp * cp) % (ep * etp):
+        return f"etp*ep ({etp}*{ep}) must divide tp*dp*cp ({tp * dp * cp}) to fold the expert layers"
+    return None
+
+
 def stage_slots(model: ModelSpec, features: TrainingFeatures | None) -> int:
     """The most pipeline stages (pp*vpp) the layers can fill: one layer each, plus the
     embedding and the loss where the stack counts them as layers (Megatron-Core
@@ -129,12 +158,18 @@ def check_plan(model: ModelSpec, w: Workload, plan: dict, features: TrainingFeat
     if model.moe is None:
         if ep != 1:
             raise PlanError(f"ep ({ep}) > 1 needs a mixture-of-experts model")
+        if plan.get("etp") not in (None, tp):
+            raise PlanError("etp (expert tensor parallelism) needs a mixture-of-experts model")
         if plan.get("ep_overlap"):
             raise PlanError("ep_overlap needs a mixture-of-experts model with ep > 1")
     else:
         why = ep_rule(tp, dp, cp, ep, features)
         if why:
             raise PlanError(why)
+        if plan.get("etp") is not None:
+            why = etp_rule(tp, dp, cp, ep, plan["etp"], features)
+            if why:
+                raise PlanError(why)
         if model.moe.experts % ep:
             raise PlanError(f"ep ({ep}) must divide the number of experts ({model.moe.experts})")
         if plan.get("ep_overlap") and (ep == 1 or w.gbs // (dp * mbs) < 2):
@@ -208,8 +243,15 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
                                 if want not in epos:
                                     continue
                                 epos = [want]
+                            etps = etp_choices(tp, dp, cp, ep, features) if moe else [tp]
+                            if fixed.get("etp") is not None:
+                                if fixed["etp"] not in etps and not (
+                                        moe and etp_rule(tp, dp, cp, ep, fixed["etp"], features) is None):
+                                    continue
+                                etps = [fixed["etp"]]
                             for epo in epos:
-                                rows.append((tp, pp, dp, cp, ep, vpp, mbs, epo))
+                                for etp in etps:
+                                    rows.append((tp, pp, dp, cp, ep, vpp, mbs, epo, etp))
     if not rows:
         return np.zeros((0, K.P_SIZE), dtype=np.int64)
     base = np.array(rows, dtype=np.int64)
@@ -232,6 +274,7 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
     out = np.empty((nb * nc, K.P_SIZE), dtype=np.int64)
     out[:, K.P_TP:K.P_MBS + 1] = np.repeat(base[:, :7], nc, axis=0)
     out[:, K.P_EPO] = np.repeat(base[:, 7], nc)
+    out[:, K.P_ETP] = np.repeat(base[:, 8], nc)
     out[:, K.P_GBS] = w.gbs
     out[:, K.P_SEQ] = w.seq_len
     c = np.tile(combos, (nb, 1))

@@ -48,8 +48,10 @@ def plan_dict(row: np.ndarray) -> dict:
 
 
 def expert_tp(row: np.ndarray) -> int:
-    """Tensor-parallel degree of the expert layers (kernels.training.expert_tp): tp, or with
-    MoE parallel folding tp*dp*cp/ep."""
+    """Tensor-parallel degree of the expert layers: the plan's etp knob, or when unset the
+    default rule (kernels.training.expert_tp): tp, or with MoE parallel folding tp*dp*cp/ep."""
+    if int(row[K.P_ETP]) > 0:
+        return int(row[K.P_ETP])
     tp, dp, cp, ep = (int(row[k]) for k in (K.P_TP, K.P_DP, K.P_CP, K.P_EP))
     return tp if (dp * cp) % ep == 0 else tp * dp * cp // ep
 

@@ -123,17 +123,19 @@ class PreparedSearch:
 def prepare_search(model, chip, *, chips, gbs, seq_len, system=None, tp=None, pp=None, dp=None,
                    cp=None, ep=None, vpp=None, mbs=None, recompute=None, zero=None,
                    precision="bf16", catalog=None, overrides=None, stack=None,
-                   ep_overlap=None) -> PreparedSearch:
+                   ep_overlap=None, etp=None) -> PreparedSearch:
     """Validate the inputs, resolve and pack the specs, and enumerate every valid plan."""
     for name, v in (("chips", chips), ("gbs", gbs), ("seq_len", seq_len)):
         _positive(name, v, allow_none=False)
     for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vpp", vpp),
-                    ("mbs", mbs)):
+                    ("mbs", mbs), ("etp", etp)):
         _positive(name, v)
     m, c, s, cls, mv, hv = resolve(model, chip, system, catalog, overrides)
     cat = catalog or default_catalog()
     sid, stk, sv = resolve_stack(cat, stack, cls)
     feats = stk.training.features
+    if etp is not None and m.moe is None:
+        raise PlanError(f"etp (expert tensor parallelism) needs a mixture-of-experts model; {m.name} has no experts")
     if recompute is not None and recompute not in RECOMPUTE_CODES:
         raise InputError(f"--recompute must be one of {', '.join(RECOMPUTE_CODES)} (got {recompute})")
     if zero is not None and zero not in (0, 1, 2, 3):
@@ -159,11 +161,11 @@ def prepare_search(model, chip, *, chips, gbs, seq_len, system=None, tp=None, pp
     fixed = {"tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vpp": vpp, "mbs": mbs,
              "recompute": recompute, "zero": zero}
     if all(v is not None for v in fixed.values()) and len(precs) == 1:
-        check_plan(m, w, {**fixed, "precision": precs[0], "ep_overlap": ep_overlap}, feats)
+        check_plan(m, w, {**fixed, "precision": precs[0], "ep_overlap": ep_overlap, "etp": etp}, feats)
     elif tp is not None and pp is not None and cp is not None and dp is not None:
         if tp * pp * dp * cp != ranks:
             raise PlanError(f"tp*pp*dp*cp = {tp * pp * dp * cp} must equal the number of ranks ({ranks})")
-    plans = enumerate_plans(m, w, {**fixed, "ep_overlap": ep_overlap}, precs, feats)
+    plans = enumerate_plans(m, w, {**fixed, "ep_overlap": ep_overlap, "etp": etp}, precs, feats)
     if len(plans) == 0:
         # name the rule that kills a fully specified or partly fixed plan
         trial = {k: (v if v is not None else 1) for k, v in fixed.items()}
@@ -174,6 +176,7 @@ def prepare_search(model, chip, *, chips, gbs, seq_len, system=None, tp=None, pp
         if zero is None:
             trial["zero"] = feats.zero_stages[0]
         trial["precision"] = precs[0]
+        trial["etp"] = etp
         check_plan(m, w, trial, feats)
         raise PlanError("no valid parallel plan: check that gbs, seq_len and the fixed knobs "
                         f"can be divided over {ranks} ranks")
@@ -192,7 +195,7 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
                       tokens: float | None = None, catalog: Catalog | None = None,
                       overrides: dict | None = None, top: int = 1,
                       require_fit: bool = True, stack: str | None = None,
-                      ep_overlap: bool | None = None) -> TrainingResult:
+                      ep_overlap: bool | None = None, etp: int | None = None) -> TrainingResult:
     """Estimate a training job. Knobs left as None are searched (best tokens/s that fits).
 
     ``chips`` counts packages; plan degrees count ranks (see estimator.plans).
@@ -206,7 +209,7 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
     ps = prepare_search(
         model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system, tp=tp, pp=pp, dp=dp,
         cp=cp, ep=ep, vpp=vpp, mbs=mbs, recompute=recompute, zero=zero, precision=precision,
-        catalog=cat, overrides=overrides, stack=stack, ep_overlap=ep_overlap)
+        catalog=cat, overrides=overrides, stack=stack, ep_overlap=ep_overlap, etp=etp)
     m, c, s, cls, hv, sid, plans = ps.model, ps.chip, ps.system, ps.eff_class, ps.hv, ps.stack, ps.plans
     oc = evaluate_plans(ps.mv, ps.hv, ps.sv, ps.plans)
     order = oc.ranking()
@@ -275,7 +278,8 @@ def search_plans(model, chip, *, chips: int, gbs: int, seq_len: int, system=None
     knobs = {k: fixed.get(k) for k in ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs", "recompute", "zero")}
     m, c, s, cls, hv, sid, plans, oc = _run_search(
         model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system, precision=precision,
-        catalog=catalog, overrides=overrides, stack=stack, ep_overlap=fixed.get("ep_overlap"), **knobs)
+        catalog=catalog, overrides=overrides, stack=stack, ep_overlap=fixed.get("ep_overlap"),
+        etp=fixed.get("etp"), **knobs)
     rpp = c.ranks_per_package
     cap = hv[K.H_HBM_BYTES] / GIB * rpp
     peak = {p: (c.peak(p) if c.peak(p) is not None else c.peak("fp16")) or 0.0 for p in PREC_CODES}

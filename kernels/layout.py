@@ -119,7 +119,8 @@ S_SEL_ACT = 15        # selective recompute also recomputes the MLP activation f
 S_GATHER_BUCKET = 16  # ZeRO-3 / FSDP parameter all-gather bucket, parameters
 S_CP_ALLGATHER = 17   # context parallelism all-gathers K,V up front (exposed) instead of a ring
 S_ZERO3_REGATHER = 18  # ZeRO-3 gathers parameters again for a recomputed layer's forward
-S_SIZE = 19
+S_A2A_SHARE = 19     # share of the compute units an overlapped MoE all-to-all occupies
+S_SIZE = 20
 
 GRAPHS_NONE = 0
 GRAPHS_DENSE = 1      # attention and dense blocks captured (MoE dispatch stays eager)
@@ -148,7 +149,8 @@ P_ZERO = 10           # 0..3
 P_PREC = 11           # PREC_* code
 P_RC_Q = 12           # with RC_FULL: quarters (1-4) of each rank's layers recomputed; 0 = all
 P_EPO = 13            # 1 = MoE all-to-all overlapped with another micro-batch's compute
-P_SIZE = 14
+P_ETP = 14            # tensor-parallel degree of the expert layers; 0 = the default rule (kernels.training.expert_tp)
+P_SIZE = 15
 
 RC_NONE = 0
 RC_SELECTIVE = 1

@@ -109,6 +109,13 @@ def expert_tp(tp, dp, cp, ep):
 
 
 @njit(cache=True, error_model="numpy")
+def plan_etp(p, tp, dp, cp, ep):
+    """Expert TP degree of plan row ``p``: its P_ETP knob, or the default rule when 0."""
+    e = float(p[K.P_ETP])
+    return e if e > 0.0 else expert_tp(tp, dp, cp, ep)
+
+
+@njit(cache=True, error_model="numpy")
 def inner_block(tp, dp, cp, ep, etp):
     """Data-parallel ranks inside the block that sits between TP and PP in the rank order: the
     CP/EP groups (lcm of cp and ep); with folded experts the whole data-parallel width (the EP
@@ -282,6 +289,9 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, moe_layer):
         act_el = 2.0
     ep_f = 0.0
     ep_b = 0.0
+    g_sh_in = 0.0       # shared-expert GEMMs (a dense TP MLP beside the routed experts)
+    g_sh_out = 0.0
+    routed = 0.0        # routed copies of the rank's ETP group (busiest rank)
     if moe_layer:
         E = mv[K.M_EXPERTS]
         k = mv[K.M_TOPK]
@@ -290,6 +300,7 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, moe_layer):
         imb = ep_imbalance(E, ep, sv[K.S_MOE_CV])
         Te = T * etp / tp                          # tokens of the rank's ETP group
         te = Te * k * ep / E * imb                 # tokens per local expert, busiest rank
+        routed = Te * k * imb
         grouped = sv[K.S_GROUPED_GEMM] > 0.5
         g_router = gemm_time(hv, T, E, h, 1.0, peak16, 1.0, BF16_BYTES)
         g_up = grouped_gemm(hv, te, up * fe / etp, h, local, peak, lp, in_b, grouped)
@@ -312,8 +323,10 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, moe_layer):
         g_mlp_out = g_down
         if mv[K.M_SHARED] > 0:
             fsh = mv[K.M_FS] * mv[K.M_SHARED]
-            g_mlp_in += gemm_time(hv, T, up * fsh / tp, h, 1.0, peak, lp, in_b)
-            g_mlp_out += gemm_time(hv, T, h, fsh / tp, 1.0, peak, lp, in_b)
+            g_sh_in = gemm_time(hv, T, up * fsh / tp, h, 1.0, peak, lp, in_b)
+            g_sh_out = gemm_time(hv, T, h, fsh / tp, 1.0, peak, lp, in_b)
+            g_mlp_in += g_sh_in
+            g_mlp_out += g_sh_out
             q_el += T * (h + fsh / tp)
             q_out += T * (up * fsh / tp + h)
             act_bytes += act_el * T * fsh / tp * BF16_BYTES
@@ -366,17 +379,35 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, moe_layer):
     # -- TP: with SP all-gather before the QKV and MLP-in GEMMs, reduce-scatter after the
     # output and MLP-out GEMMs (4 per layer per direction, Korthikanti et al. 2022); without SP
     # two all-reduces of the same volume. Backward GEMMs (dgrad + wgrad) are twice as long.
+    # An MoE layer's routed experts sharded over ETP > 1 ranks need every routed copy of the
+    # group: the alltoall dispatchers all-gather the permuted tokens over the ETP group after the
+    # EP all-to-all and reduce-scatter them before the combine (Megatron-Core
+    # MoEAlltoAll(SEQ)TokenDispatcher; MindSpeed documents this all-gather as serial with the
+    # grouped GEMM, docs/features/megatron_moe/megatron-moe-alltoall-dispatcher.md): k x the
+    # dense volume, not pipelined with a TE / MC2 linear layer, so exposed. With ETP = 1 (folded)
+    # tokens stay on their sequence shard and the experts need no TP collective; shared experts
+    # are a dense TP MLP.
     tp_f = 0.0
     tp_b = 0.0
     if tp > 1.0:
         one = rs_or_ag(hv, T * h * BF16_BYTES, tp, 1.0, tp, 1.0, 1.0)
         ovl = sv[K.S_TP_OVERLAP] > 0.5
         e = hv[K.H_TP_OVL_EFF]
-        tp_f = (_tp_exposed(one, g_in, ovl, tp, e) + _tp_exposed(one, g_out, ovl, tp, e)
-                + _tp_exposed(one, g_mlp_in, ovl, tp, e) + _tp_exposed(one, g_mlp_out, ovl, tp, e))
-        tp_b = (_tp_exposed(one, 2.0 * g_in, ovl, tp, e) + _tp_exposed(one, 2.0 * g_out, ovl, tp, e)
-                + _tp_exposed(one, 2.0 * g_mlp_in, ovl, tp, e)
-                + _tp_exposed(one, 2.0 * g_mlp_out, ovl, tp, e))
+        tp_f = _tp_exposed(one, g_in, ovl, tp, e) + _tp_exposed(one, g_out, ovl, tp, e)
+        tp_b = _tp_exposed(one, 2.0 * g_in, ovl, tp, e) + _tp_exposed(one, 2.0 * g_out, ovl, tp, e)
+        if moe_layer:
+            if g_sh_in > 0.0:
+                tp_f += _tp_exposed(one, g_sh_in, ovl, tp, e) + _tp_exposed(one, g_sh_out, ovl, tp, e)
+                tp_b += (_tp_exposed(one, 2.0 * g_sh_in, ovl, tp, e)
+                         + _tp_exposed(one, 2.0 * g_sh_out, ovl, tp, e))
+            if etp > 1.0:
+                one_e = rs_or_ag(hv, routed * h * BF16_BYTES, etp, 1.0, etp, 1.0, 1.0)
+                tp_f += 2.0 * one_e
+                tp_b += 2.0 * one_e
+        else:
+            tp_f += _tp_exposed(one, g_mlp_in, ovl, tp, e) + _tp_exposed(one, g_mlp_out, ovl, tp, e)
+            tp_b += (_tp_exposed(one, 2.0 * g_mlp_in, ovl, tp, e)
+                     + _tp_exposed(one, 2.0 * g_mlp_out, ovl, tp, e))
     out[L_TP_F] = tp_f
     out[L_TP_B] = tp_b
 
@@ -671,11 +702,14 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
     cp_f = nd * ld[L_CP_F] + nm * lm[L_CP_F]
     cp_b = nd * ld[L_CP_B] + nm * lm[L_CP_B]
     # MoE all-to-all: exposed whole, or (plan knob) hidden behind another micro-batch's compute
-    # of the same layer (Megatron-Core EP overlap / DualPipe-style pairing), keeping the excess
+    # of the same layer (Megatron-Core EP overlap / DualPipe-style pairing), keeping the excess;
+    # while it hides, its kernels hold a share s of the compute units, so the compute it
+    # overlaps runs at 1 - s: s x the hidden time is added
     a2a = nm * (lm[L_EP_F] + lm[L_EP_B])
     if p[K.P_EPO] == 1:
         busy = fm + bm + lm[L_TP_F] + lm[L_TP_B] + lm[L_CP_F] + lm[L_CP_B]
-        ep_all = nm * max(0.0, lm[L_EP_F] + lm[L_EP_B] - busy)
+        t_a2a = lm[L_EP_F] + lm[L_EP_B]
+        ep_all = nm * (max(0.0, t_a2a - busy) + sv[K.S_A2A_SHARE] * min(t_a2a, busy))
     else:
         ep_all = a2a
     ep_share_f = lm[L_EP_F] / (lm[L_EP_F] + lm[L_EP_B]) if a2a > 0.0 else 0.0
@@ -715,7 +749,7 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
     p_dense = dpv[DP_PD]
     p_exp = dpv[DP_PE]
     dp_dense = dp * cp
-    etp = expert_tp(tp, dp, cp, ep)
+    etp = plan_etp(p, tp, dp, cp, ep)
     dp_exp = tp * dp * cp / (ep * etp)
     shard = dp_dense if zero >= 1 else 1.0
     shard_e = dp_exp if zero >= 1 else 1.0
@@ -846,7 +880,7 @@ def train_one_memo(mv, hv, sv, p, o, c):
     tp, pp, dp, cp, ep, vpp, mbs, seq = _degrees(p)
     prec = p[K.P_PREC]
     fprec = float(prec)
-    etp = expert_tp(tp, dp, cp, ep)
+    etp = plan_etp(p, tp, dp, cp, ep)
     # the layer blocks depend on dp only through etp (and the PP hop span through the inner
     # block, which is fixed by (dp, cp, ep) when folded): key ep and etp together, exactly
     epk = ep * 4096.0 + etp + (dp * cp if etp < tp else 0.0) * 1.0e7

@@ -307,7 +307,9 @@ def test_megatron_llama3_8b_script(cat):
 def test_mindspeed_deepseek_v3_script(cat):
     la = load_launch_args(LAUNCH / "pretrain_deepseek3_671b_4k_ptd.sh")
     knobs, _, _ = la.knobs(la.model)
-    assert knobs == {"tp": 4, "pp": 8, "cp": 1, "ep": 8, "mbs": 1, "vpp": 1, "recompute": "full", "zero": 1}
+    # no --expert-tensor-parallel-size: Megatron's default expert TP = tp
+    assert knobs == {"tp": 4, "pp": 8, "cp": 1, "ep": 8, "etp": 4, "mbs": 1, "vpp": 1, "recompute": "full",
+                     "zero": 1}
     assert (la.gbs, la.seq_len, la.world_size) == (3840, 4096, 512)
     assert shape_diff(la.model, cat.model("deepseek-v3")) == []      # 64 layers - 3 no-op = 61
     assert la.unknown == ["--mla-fa-without-pad"]
@@ -537,5 +539,14 @@ def test_expert_tp_and_pipeline_split_flags_are_read_and_explained():
                  "account-for-loss-in-pipeline-split"):
         assert not any(flag in x for x in la.unknown + la.not_modelled), flag
     notes = " ".join(la.notes)
-    assert "--expert-tensor-parallel-size 1" in notes and "tp*dp*cp/ep" in notes
     assert "layers + 2" in notes
+    # the expert TP degree is a plan knob: read as given, and Megatron's default (= tp) without it
+    cat = Catalog(use_env=False)
+    moe = cat.model("qwen3-235b-a22b")
+    knobs, origin, _ = la.knobs(moe)
+    assert knobs["etp"] == 1 and "expert-tensor-parallel-size" in origin["etp"]
+    knobs, origin, _ = parse_launch_args("--tensor-model-parallel-size 2 --expert-model-parallel-size 8 "
+                                         "--bf16").knobs(moe)
+    assert knobs["etp"] == 2 and "default" in origin["etp"]
+    dense, _, _ = parse_launch_args("--tensor-model-parallel-size 2 --bf16").knobs(cat.model("llama3-8b"))
+    assert "etp" not in dense

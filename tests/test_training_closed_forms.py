@@ -213,6 +213,53 @@ def test_tp_sequence_parallel_volume():
     assert out[T.L_TP_B] == pytest.approx(4 * one, rel=REL)
 
 
+def test_tp_sharded_experts_gather_every_routed_copy():
+    """Experts split over ETP = tp ranks (no folding): the alltoall dispatchers all-gather the
+    permuted tokens over the ETP group before the expert GEMMs and reduce-scatter them after
+    (Megatron-Core MoEAlltoAll(SEQ)TokenDispatcher), k routed copies per token: per layer and
+    direction the attention's AG + RS of s b h plus an AG + RS of k s b h, none of it pipelined
+    with a linear layer. Mixtral 8x7B, top-2, ep 1 (no routing imbalance across EP ranks)."""
+    m = CAT.model("mixtral-8x7b")
+    mv, hv = pack_model(m), _no_latency(hardware("ascend-910b"))
+    sv = stack_vector("mindspeed").copy()
+    sv[K.S_TP_OVERLAP] = 0.0
+    tp, seq = 8, 8192
+    up = hv[K.H_BW_UP]
+    one = 7 / 8 * seq * m.hidden * 2 / up
+    k = m.moe.top_k
+    out = _costs(mv, hv, sv, tp=tp, seq=seq, moe=True)
+    assert out[T.L_TP_F] == pytest.approx(2 * one + 2 * k * one, rel=1e-6)
+    assert out[T.L_TP_B] == pytest.approx(2 * one + 2 * k * one, rel=1e-6)
+    dense = _costs(mv, hv, sv, tp=tp, seq=seq, moe=False)
+    assert dense[T.L_TP_F] == pytest.approx(4 * one, rel=1e-6)
+    # folded to ETP 1 the experts need no TP collective: only the attention's pair remains
+    folded = np.zeros(T.L_SIZE)
+    T.layer_costs(folded, mv, hv, sv, float(tp), 1.0, 1.0, 1.0, float(seq), 1.0, K.PREC_BF16, True)
+    assert folded[T.L_TP_F] == pytest.approx(2 * one, rel=1e-6)
+
+
+def test_overlapped_all_to_all_takes_its_sm_share():
+    """EP all-to-all overlapped with another micro-batch's compute: hidden while shorter than that
+    compute, but its kernels hold a share s of the SMs, so the overlapped compute slows by
+    s x the all-to-all time (DeepSeek-V3 sec. 3.2.2: 20 of 132 SMs)."""
+    m = CAT.model("qwen3-30b-a3b")
+    mv, hv = pack_model(m), hardware("h100-sxm")
+    p = _plan(dp=8, ep=8, gbs=8 * 4, seq=4096)
+    p[K.P_EPO] = 1
+    lm = np.zeros(T.L_SIZE)
+    T.layer_costs(lm, mv, hv, stack_vector("nemo"), 1.0, 1.0, 8.0, 1.0, 4096.0, 1.0, K.PREC_BF16, True)
+    a2a = lm[T.L_EP_F] + lm[T.L_EP_B]
+    res = {}
+    for share in (0.0, 0.15):
+        sv = stack_vector("nemo").copy()
+        sv[K.S_A2A_SHARE] = share
+        o, _ = _run(mv, hv, sv, p)
+        res[share] = o[K.O_T_EP]
+    assert res[0.0] == 0.0                       # hidden: shorter than the layer's compute
+    micro_batches, moe_layers = 4, m.layers
+    assert res[0.15] == pytest.approx(micro_batches * moe_layers * 0.15 * a2a, rel=1e-9)
+
+
 def test_cp_ring_volume():
     """Ring attention: K and V of this rank's chunk (kv heads x (d_k + d_v), 16 bit) travel
     cp-1 hops forward, and dK, dV back (twice the bytes); with the attention made free, every

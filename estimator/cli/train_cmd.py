@@ -49,6 +49,7 @@ def train(
     mbs: Optional[int] = typer.Option(None, "--mbs", help="Micro-batch size, sequences (default: searched)."),
     recompute: Optional[str] = typer.Option(None, "--recompute", help="none | selective | partial | full (partial: full recompute of some layers)"),
     zero: Optional[int] = typer.Option(None, "--zero", help="0-3 (1 = distributed optimizer, 3 = FSDP)"),
+    etp: Optional[int] = typer.Option(None, "--etp", help="Expert tensor-parallel degree, MoE (folding stacks; default: searched)."),
     precision: Optional[str] = typer.Option(None, "--precision",
                                             help="bf16 | fp16 | fp8 | fp4 | auto (default: the launch args', "
                                                  "else bf16)"),
@@ -64,21 +65,22 @@ def train(
     from estimator.api import estimate_training
 
     for n, v in (("chips", chips), ("gbs", gbs), ("seq-len", seq_len), ("tp", tp), ("pp", pp), ("dp", dp),
-                 ("cp", cp), ("ep", ep), ("vpp", vpp), ("mbs", mbs), ("top", top)):
+                 ("cp", cp), ("ep", ep), ("etp", etp), ("vpp", vpp), ("mbs", mbs), ("top", top)):
         _pos(n, v)
     tok = parse_count(tokens, "tokens") if tokens is not None else None
     overrides = parse_derate(derate)
     cat = _cat(spec_dir)
     a, merged = apply(megatron_args, dict(model=model, chips=chips, gbs=gbs, seq_len=seq_len, precision=precision,
                                           tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vpp=vpp, mbs=mbs,
-                                          recompute=recompute, zero=zero), cat, chip, {"precision": "bf16"})
+                                          recompute=recompute, zero=zero, etp=etp), cat, chip,
+                                     {"precision": "bf16"})
     try:
         with compiling(["kernels.training"]):
             res = estimate_training(
                 a["model"], chip, chips=a["chips"], gbs=a["gbs"], seq_len=a["seq_len"], system=system,
                 tp=a["tp"], pp=a["pp"], dp=a["dp"], cp=a["cp"], ep=a["ep"], vpp=a["vpp"], mbs=a["mbs"],
                 recompute=a["recompute"], zero=a["zero"], precision=a["precision"], tokens=tok,
-                catalog=cat, overrides=overrides, top=top, stack=stack)
+                catalog=cat, overrides=overrides, top=top, stack=stack, etp=a.get("etp"))
     except (PlanError, InfeasibleError) as e:
         raise with_provenance(e, merged) from None
     d = {**res.to_dict(), "derate": overrides}

@@ -284,6 +284,11 @@ class LaunchArgs:
             origin["recompute"] = src
         else:
             k["recompute"], origin["recompute"] = rc, self.plan["recompute_src"]
+        if model.moe is not None:
+            if "etp" in self.plan:
+                k["etp"], origin["etp"] = self.plan["etp"], self.text("expert-tensor-parallel-size")
+            else:
+                k["etp"], origin["etp"] = k["tp"], "Megatron default (no --expert-tensor-parallel-size: = tp)"
         if "zero" in self.plan:
             k["zero"], origin["zero"] = self.plan["zero"], self.plan["zero_src"]
         else:
@@ -420,9 +425,7 @@ def _plan(la: LaunchArgs) -> None:
         p["recompute_src"] = src
     etp = la._int("expert-tensor-parallel-size")
     if etp is not None:
-        la.notes.append(f"--expert-tensor-parallel-size {etp}: suanli derives the expert TP degree from "
-                        "the plan (tp when ep divides dp*cp; tp*dp*cp/ep when the expert layers fold, "
-                        "stack nemo) and shows it as etp; a different given degree is not represented")
+        p["etp"] = etp
     split = [f for f in ("account-for-embedding-in-pipeline-split", "account-for-loss-in-pipeline-split")
              if la.has(f)]
     if split:

@@ -115,6 +115,10 @@ class TrainingParams(Strict):
     #: host time per operator issued (Python module code, framework dispatch, kernel launch),
     #: microseconds: small layers on fast chips wait for the CPU
     host_op_us: float = Field(ge=0, le=1000)
+    #: share of the chip's compute units (SMs) the MoE dispatch / combine kernels occupy while
+    #: they overlap another micro-batch's compute (DeepEP-style kernels run on SMs; DeepSeek-V3
+    #: sec. 3.2.2: 20 of the H800's 132); 0 where a copy engine moves the data
+    a2a_sm_share: float = Field(default=0.0, ge=0, lt=1)
 
 
 class TrainingStack(Strict):
