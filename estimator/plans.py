@@ -198,59 +198,60 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
 
     rows = []
     slots = stage_slots(model, features)
+    # loop order: the knobs the kernel's layer blocks depend on (tp, cp, ep, mbs; precision
+    # outermost, below) vary slowest, so consecutive plans reuse the memoised layer costs
     for tp in choices("tp", divisors(n)):
         if n % tp or tp_rule(model, tp):
             continue
-        for pp in choices("pp", divisors(n // tp)):
-            if (n // tp) % pp or pp > model.layers:
+        for cp in choices("cp", divisors(n // tp)):
+            if (n // tp) % cp:
                 continue
-            for cp in choices("cp", divisors(n // (tp * pp))):
-                if (n // (tp * pp)) % cp:
+            if cp > 1 and w.seq_len % (2 * cp):
+                continue
+            rest = n // (tp * cp)
+            eps = divisors(model.moe.experts) if moe else [1]
+            for ep in choices("ep", eps):
+                if not moe and ep != 1:
                     continue
-                if cp > 1 and w.seq_len % (2 * cp):
+                if moe and model.moe.experts % ep:
                     continue
-                dp = n // (tp * pp * cp)
-                if fixed.get("dp") is not None and fixed["dp"] != dp:
-                    continue
-                if moe:
-                    width = tp * dp * cp if folds_experts(features) else dp * cp
-                    eps = [e for e in divisors(width) if model.moe.experts % e == 0]
-                else:
-                    eps = [1]
-                for ep in choices("ep", eps):
-                    if moe and (ep_rule(tp, dp, cp, ep, features) or model.moe.experts % ep):
-                        continue
-                    if not moe and ep != 1:
-                        continue
-                    if pp == 1 or not interleave:
-                        vpps = [1]
-                    else:
-                        vpps = [v for v in range(1, VPP_MAX + 1) if pp * v <= slots]
-                    for vpp in choices("vpp", vpps):
-                        if pp * vpp > slots or (vpp > 1 and pp == 1):
+                for mbs in choices("mbs", list(MBS_CHOICES)):
+                    for pp in choices("pp", divisors(rest)):
+                        if rest % pp or pp > model.layers:
                             continue
-                        for mbs in choices("mbs", list(MBS_CHOICES)):
-                            if w.gbs % (dp * mbs):
+                        dp = rest // pp
+                        if fixed.get("dp") is not None and fixed["dp"] != dp:
+                            continue
+                        if w.gbs % (dp * mbs):
+                            continue
+                        if moe and ep_rule(tp, dp, cp, ep, features):
+                            continue
+                        m = w.gbs // (dp * mbs)
+                        if pp == 1 or not interleave:
+                            vpps = [1]
+                        else:
+                            vpps = [v for v in range(1, VPP_MAX + 1) if pp * v <= slots]
+                        epos = [0]
+                        if moe and ep > 1 and m >= 2 and (features is None or features.ep_comm_overlap):
+                            epos = [0, 1]
+                        if fixed.get("ep_overlap") is not None:
+                            want = int(bool(fixed["ep_overlap"]))
+                            if want not in epos:
                                 continue
-                            m = w.gbs // (dp * mbs)
+                            epos = [want]
+                        etps = etp_choices(tp, dp, cp, ep, features) if moe else [tp]
+                        if fixed.get("etp") is not None:
+                            if fixed["etp"] not in etps and not (
+                                    moe and etp_rule(tp, dp, cp, ep, fixed["etp"], features) is None):
+                                continue
+                            etps = [fixed["etp"]]
+                        for vpp in choices("vpp", vpps):
+                            if pp * vpp > slots or (vpp > 1 and pp == 1):
+                                continue
                             if schedule_rule(pp, vpp, m, features):
                                 continue
-                            epos = [0]
-                            if moe and ep > 1 and m >= 2 and (features is None or features.ep_comm_overlap):
-                                epos = [0, 1]
-                            if fixed.get("ep_overlap") is not None:
-                                want = int(bool(fixed["ep_overlap"]))
-                                if want not in epos:
-                                    continue
-                                epos = [want]
-                            etps = etp_choices(tp, dp, cp, ep, features) if moe else [tp]
-                            if fixed.get("etp") is not None:
-                                if fixed["etp"] not in etps and not (
-                                        moe and etp_rule(tp, dp, cp, ep, fixed["etp"], features) is None):
-                                    continue
-                                etps = [fixed["etp"]]
-                            for epo in epos:
-                                for etp in etps:
+                            for etp in etps:
+                                for epo in epos:
                                     rows.append((tp, pp, dp, cp, ep, vpp, mbs, epo, etp))
     if not rows:
         return np.zeros((0, K.P_SIZE), dtype=np.int64)
@@ -268,20 +269,22 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
     zeros = [fixed["zero"]] if fixed.get("zero") is not None else (
         list(features.zero_stages) if features is not None else [0, 1, 2, 3])
     precs = [PREC_CODES[p] for p in precisions]
-    # precision varies slowest so consecutive rows share layer-level results (kernel memo)
-    combos = np.array([(r, q, z, pr) for pr in precs for r, q in rcs for z in zeros], dtype=np.int64)
+    # precision varies slowest of all (one block of every plan per precision), so consecutive
+    # rows share layer-level results (kernel memo)
+    combos = np.array([(r, q, z) for r, q in rcs for z in zeros], dtype=np.int64)
     nb, nc = len(base), len(combos)
-    out = np.empty((nb * nc, K.P_SIZE), dtype=np.int64)
-    out[:, K.P_TP:K.P_MBS + 1] = np.repeat(base[:, :7], nc, axis=0)
-    out[:, K.P_EPO] = np.repeat(base[:, 7], nc)
-    out[:, K.P_ETP] = np.repeat(base[:, 8], nc)
-    out[:, K.P_GBS] = w.gbs
-    out[:, K.P_SEQ] = w.seq_len
+    block = np.empty((nb * nc, K.P_SIZE), dtype=np.int64)
+    block[:, K.P_TP:K.P_MBS + 1] = np.repeat(base[:, :7], nc, axis=0)
+    block[:, K.P_EPO] = np.repeat(base[:, 7], nc)
+    block[:, K.P_ETP] = np.repeat(base[:, 8], nc)
+    block[:, K.P_GBS] = w.gbs
+    block[:, K.P_SEQ] = w.seq_len
     c = np.tile(combos, (nb, 1))
-    out[:, K.P_RECOMPUTE] = c[:, 0]
-    out[:, K.P_RC_Q] = c[:, 1]
-    out[:, K.P_ZERO] = c[:, 2]
-    out[:, K.P_PREC] = c[:, 3]
+    block[:, K.P_RECOMPUTE] = c[:, 0]
+    block[:, K.P_RC_Q] = c[:, 1]
+    block[:, K.P_ZERO] = c[:, 2]
+    out = np.tile(block, (len(precs), 1))
+    out[:, K.P_PREC] = np.repeat(np.array(precs, dtype=np.int64), len(block))
     # ZeRO-2/3 cannot run with pipeline parallelism unless the stack says so
     if features is not None and features.sharded_with_pp:
         return out
