@@ -88,6 +88,19 @@ A_FULL_EXTRA = 6   # bytes of one layer re-materialised during backward under fu
 A_LOGITS = 7       # logits and loss buffers of one micro-batch
 A_SIZE = 8         # 0..5: (dense, MoE) layer bytes for recompute none / selective / full
 
+# schedule_costs output (SC_*): per micro-batch, busiest rank, seconds
+SC_FD = 0          # one dense layer's forward (host-bound, with the MoE sync where any)
+SC_FM = 1          # one MoE layer's forward
+SC_FWD = 2         # the rank's forward (layers + head)
+SC_BWD = 3         # the rank's backward
+SC_TP_F = 4        # exposed TP communication, forward / backward
+SC_TP_B = 5
+SC_CP_F = 6        # exposed CP communication, forward / backward
+SC_CP_B = 7
+SC_EP_ALL = 8      # exposed (or SM-share) EP all-to-all, forward + backward
+SC_EP_F = 9        # of which in the forward
+SC_SIZE = 10
+
 
 @njit(cache=True, error_model="numpy")
 def _gcd(a, b):
@@ -673,18 +686,12 @@ def _degrees(p):
 
 
 @njit(cache=True, error_model="numpy")
-def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
-    """Put the blocks together for plan ``p``: micro-batches, schedule, overlaps, memory.
-    Writes output row ``o`` (kernels.layout O_*) and returns a status code."""
-    tp, pp, dp, cp, ep, vpp, mbs, seq = _degrees(p)
-    gbs = float(p[K.P_GBS])
-    zero = p[K.P_ZERO]
-    rc = p[K.P_RECOMPUTE]
-
-    m = gbs / (dp * mbs)                      # micro-batches per step per pipeline
+def schedule_costs(out, sv, pp, vpp, epo, ld, lm, hd, dpv):
+    """Fill ``out`` (SC_*): one micro-batch's forward and backward on the busiest rank and its
+    exposed TP / CP / EP communication, the parts of a plan that do not depend on its
+    recompute mode or ZeRO stage."""
     nd = dpv[DP_ND]
     nm = dpv[DP_NM]
-
     # the host issues each layer's operators while the device runs earlier ones: a small layer
     # on a fast chip waits for the host, so a layer lasts max(device time with its exposed
     # communication, host time); pipeline chunks add their own operators per micro-batch. The
@@ -706,7 +713,7 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
     # while it hides, its kernels hold a share s of the compute units, so the compute it
     # overlaps runs at 1 - s: s x the hidden time is added
     a2a = nm * (lm[L_EP_F] + lm[L_EP_B])
-    if p[K.P_EPO] == 1:
+    if epo == 1:
         busy = fm + bm + lm[L_TP_F] + lm[L_TP_B] + lm[L_CP_F] + lm[L_CP_B]
         t_a2a = lm[L_EP_F] + lm[L_EP_B]
         ep_all = nm * (max(0.0, t_a2a - busy) + sv[K.S_A2A_SHARE] * min(t_a2a, busy))
@@ -714,6 +721,41 @@ def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act):
         ep_all = a2a
     ep_share_f = lm[L_EP_F] / (lm[L_EP_F] + lm[L_EP_B]) if a2a > 0.0 else 0.0
     ep_f = ep_all * ep_share_f
+
+    out[SC_FD] = fd
+    out[SC_FM] = fm
+    out[SC_FWD] = fwd
+    out[SC_BWD] = bwd
+    out[SC_TP_F] = tp_f
+    out[SC_TP_B] = tp_b
+    out[SC_CP_F] = cp_f
+    out[SC_CP_B] = cp_b
+    out[SC_EP_ALL] = ep_all
+    out[SC_EP_F] = ep_f
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act, sc):
+    """Put the blocks together for plan ``p``: micro-batches, schedule, overlaps, memory.
+    Writes output row ``o`` (kernels.layout O_*) and returns a status code."""
+    tp, pp, dp, cp, ep, vpp, mbs, seq = _degrees(p)
+    gbs = float(p[K.P_GBS])
+    zero = p[K.P_ZERO]
+    rc = p[K.P_RECOMPUTE]
+
+    m = gbs / (dp * mbs)                      # micro-batches per step per pipeline
+    nd = dpv[DP_ND]
+    nm = dpv[DP_NM]
+    fd = sc[SC_FD]
+    fm = sc[SC_FM]
+    fwd = sc[SC_FWD]
+    bwd = sc[SC_BWD]
+    tp_f = sc[SC_TP_F]
+    tp_b = sc[SC_TP_B]
+    cp_f = sc[SC_CP_F]
+    cp_b = sc[SC_CP_B]
+    ep_all = sc[SC_EP_ALL]
+    ep_f = sc[SC_EP_F]
 
     q = 0.0
     rec = 0.0
@@ -853,7 +895,9 @@ C_DKEY = C_HD + HD_SIZE         # (tp, pp, dp, cp, ep, vpp)
 C_DP = C_DKEY + 6
 C_AKEY = C_DP + DP_SIZE         # (tp, cp, ep x 4096 + etp, seq, mbs, prec)
 C_ACT = C_AKEY + 6
-C_SIZE = C_ACT + A_SIZE
+C_SKEY = C_ACT + A_SIZE         # (pp, vpp, epo, layers dense, MoE, 0); cleared with the blocks above
+C_SC = C_SKEY + 6
+C_SIZE = C_SC + SC_SIZE
 
 
 @njit(cache=True, error_model="numpy")
@@ -872,7 +916,7 @@ def _store(c, at, a, b, d, e, f, g):
     c[at + 5] = g
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def train_one_memo(mv, hv, sv, p, o, c):
     """:func:`train_one` with the blocks taken from the memo ``c`` when their knobs match."""
     if _no_precision(hv, p, o):
@@ -893,15 +937,22 @@ def train_one_memo(mv, hv, sv, p, o, c):
             layer_costs(lm, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, True)
         head_costs(hd, mv, hv, sv, tp, dp, cp, ep, etp, seq, mbs, prec)
         _store(c, C_LKEY, tp, cp, epk, seq, mbs, fprec)
+        c[C_SKEY] = -1.0
     dpv = c[C_DP:C_DP + DP_SIZE]
     if not _same(c, C_DKEY, tp, pp, dp, cp, ep, vpp):
         dp_costs(dpv, mv, hv, sv, tp, pp, dp, cp, ep, etp, vpp)
         _store(c, C_DKEY, tp, pp, dp, cp, ep, vpp)
+        c[C_SKEY] = -1.0
+    sc = c[C_SC:C_SC + SC_SIZE]
+    epo = float(p[K.P_EPO])
+    if not _same(c, C_SKEY, pp, vpp, epo, dpv[DP_ND], dpv[DP_NM], 0.0):
+        schedule_costs(sc, sv, pp, vpp, p[K.P_EPO], ld, lm, hd, dpv)
+        _store(c, C_SKEY, pp, vpp, epo, dpv[DP_ND], dpv[DP_NM], 0.0)
     act = c[C_ACT:C_ACT + A_SIZE]
     if not _same(c, C_AKEY, tp, cp, epk, seq, mbs, fprec):
         activation_costs(act, mv, sv, tp, cp, ep, etp, seq, mbs, prec)
         _store(c, C_AKEY, tp, cp, epk, seq, mbs, fprec)
-    return assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act)
+    return assemble(mv, hv, sv, p, o, ld, lm, hd, dpv, act, sc)
 
 
 @njit(cache=True, error_model="numpy")
@@ -910,6 +961,7 @@ def _fresh_cache():
     c[C_LKEY] = -1.0
     c[C_DKEY] = -1.0
     c[C_AKEY] = -1.0
+    c[C_SKEY] = -1.0
     return c
 
 
