@@ -1,7 +1,8 @@
 """Speed of the training core, reported as ratios and counts measured in one run.
 
 Gates (fail CI when the core gets ~2x slower than when the gate was set):
-* numba kernel vs the same kernel source run un-jitted (plain Python), per plan;
+* numba kernel vs the same kernel source run un-jitted (plain Python), per plan, for a dense
+  model (Llama 3 70B) and a fine-grained MoE (DeepSeek-V3);
 * full search for llama3-405b on 16,384 H100 evaluates every valid plan (count recorded).
 Absolute plans/s are recorded in the JSON report (extra_info), never asserted: shared
 machines are noisy. JIT compilation happens before any timed region.
@@ -57,9 +58,35 @@ def test_kernel_vs_unjitted_ratio(benchmark):
                                  "unjitted_plans_per_s": 1 / per_ref, "speedup_vs_unjitted": ratio})
     print(f"\nkernel {1 / per_kernel:,.0f} plans/s; un-jitted {1 / per_ref:,.0f} plans/s; x{ratio:,.0f}")
     # the un-jitted run uses the same per-batch memo, so this is the JIT's own gain. Timed
-    # alternately, best of 7 each (~0.1 s per turn). Measured x114-186 on shared 2-core
-    # machines with the present physics; the gate trips at about 2x slower than the high end
-    assert ratio >= 90
+    # alternately, best of 7 each (~0.1 s per turn). Measured x214-223 on shared 2-core
+    # machines since the per-plan path is inlined (x114-186 before); the gate trips at about 2x
+    # slower than that
+    assert ratio >= 100
+
+
+def test_moe_kernel_vs_unjitted_ratio(benchmark):
+    """The same gate for a fine-grained MoE model (DeepSeek-V3 on 1,024 H100, stack nemo: the
+    MoE layer blocks, EP overlap and expert-TP choices in play)."""
+    m = CAT.model("deepseek-v3")
+    feats = CAT.stack("nemo", "")[1].training.features
+    P = enumerate_plans(m, Workload(1024, 4096, 4096), {}, ["bf16", "fp8"], feats)[:400_000]
+    mv, hv, sv = pack_model(m), hardware("h100-sxm"), stack_vector("nemo")
+    out, st = new_outputs(len(P))
+    evaluate_training(mv, hv, sv, P[:10], out[:10], st[:10])          # compile outside timing
+    benchmark.pedantic(evaluate_training, args=(mv, hv, sv, P, out, st), rounds=3, iterations=1)
+    n_kernel, n_ref = 200_000, 1_500
+    pure = pure_kernels().training
+    ro, rs = new_outputs(n_ref)
+    t_kernel, t_ref = interleaved_best(
+        lambda: evaluate_training(mv, hv, sv, P[:n_kernel], out[:n_kernel], st[:n_kernel]),
+        lambda: pure.evaluate_training(mv, hv, sv, P[:n_ref], ro, rs), rounds=5)
+    per_kernel, per_ref = t_kernel / n_kernel, t_ref / n_ref
+    ratio = per_ref / per_kernel
+    benchmark.extra_info.update({"plans": len(P), "kernel_plans_per_s": 1 / per_kernel,
+                                 "unjitted_plans_per_s": 1 / per_ref, "speedup_vs_unjitted": ratio})
+    print(f"\nMoE kernel {1 / per_kernel:,.0f} plans/s; un-jitted {1 / per_ref:,.0f} plans/s; x{ratio:,.0f}")
+    # measured x238 on a shared 2-core machine (6.5 M plans/s); trips at about 2x slower
+    assert ratio >= 100
 
 
 def test_parallel_scaling(benchmark):
