@@ -165,6 +165,9 @@ def test_user_spec_dir_and_env(tmp_path):
     (["train", "--model", "llama3-8b", "--chip", "h100", "--chips", "8"], "Missing option"),
     (["train", "--model", "llama3-405b", "--chip", "rtx-4090", "--chips", "8", "--gbs", "8", "--seq-len", "4096"], "does not fit"),
     (["train", "--model", "llama3-8b", "--chip", "h100", "--chips", "8", "--gbs", "8", "--seq-len", "4096", "--derate", "hbm_bw=-1"], "derate"),
+    (["train", "--model", "llama3-8b", "--chip", "h100", "--chips", "8", "--gbs", "64", "--seq-len", "4096", "--etp", "2"], "mixture-of-experts"),
+    (["train", "--model", "mixtral-8x7b", "--chip", "ascend-910b", "--chips", "64", "--gbs", "128", "--seq-len", "32768", "--tp", "8", "--etp", "1"], "must equal tp"),
+    (["train", "--model", "qwen3-30b-a3b", "--chip", "h100", "--chips", "16", "--gbs", "512", "--seq-len", "4096", "--etp", "0"], "--etp"),
 ])
 def test_cli_bad_flags_one_line(args, fragment):
     r = run_cli(*args)
