@@ -196,7 +196,9 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
         v = fixed.get(name)
         return [v] if v is not None else default
 
-    rows = []
+    heads: list[int] = []
+    parts: list[np.ndarray] = []
+    tails: dict = {}
     slots = stage_slots(model, features)
     # loop order: the knobs the kernel's layer blocks depend on (tp, cp, ep, mbs; precision
     # outermost, below) vary slowest, so consecutive plans reuse the memoised layer costs
@@ -245,17 +247,27 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
                                     moe and etp_rule(tp, dp, cp, ep, fixed["etp"], features) is None):
                                 continue
                             etps = [fixed["etp"]]
-                        for vpp in choices("vpp", vpps):
-                            if pp * vpp > slots or (vpp > 1 and pp == 1):
-                                continue
-                            if schedule_rule(pp, vpp, m, features):
-                                continue
-                            for etp in etps:
-                                for epo in epos:
-                                    rows.append((tp, pp, dp, cp, ep, vpp, mbs, epo, etp))
-    if not rows:
+                        # the schedule rule depends on vpp only through vpp > 1
+                        interleaved_ok = pp > 1 and schedule_rule(pp, 2, m, features) is None
+                        ok = tuple(v for v in choices("vpp", vpps)
+                                   if pp * v <= slots and (v == 1 or interleaved_ok))
+                        if not ok:
+                            continue
+                        key = (ok, tuple(etps), tuple(epos))
+                        tail = tails.get(key)
+                        if tail is None:
+                            tail = np.array([(v, epo, e) for v in ok for e in etps for epo in epos],
+                                            dtype=np.int64)
+                            tails[key] = tail
+                        heads.extend((tp, pp, dp, cp, ep, mbs))
+                        parts.append(tail)
+    if not parts:
         return np.zeros((0, K.P_SIZE), dtype=np.int64)
-    base = np.array(rows, dtype=np.int64)
+    # one head (tp, pp, dp, cp, ep, mbs) per (vpp, etp, ep-overlap) tail, in loop order
+    head = np.array(heads, dtype=np.int64).reshape(-1, 6)
+    tail = np.concatenate(parts)
+    head = np.repeat(head, [len(t) for t in parts], axis=0)
+    base = np.column_stack((head[:, :5], tail[:, 0], head[:, 5], tail[:, 1], tail[:, 2]))
     # recompute choices as (code, quarters of the layers): "partial" = full recompute of 1-3
     # quarters of each rank's layers (Megatron --recompute-num-layers)
     choice = {"none": [(K.RC_NONE, 0)], "selective": [(K.RC_SELECTIVE, 0)],
@@ -273,18 +285,19 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
     # rows share layer-level results (kernel memo)
     combos = np.array([(r, q, z) for r, q in rcs for z in zeros], dtype=np.int64)
     nb, nc = len(base), len(combos)
-    block = np.empty((nb * nc, K.P_SIZE), dtype=np.int64)
-    block[:, K.P_TP:K.P_MBS + 1] = np.repeat(base[:, :7], nc, axis=0)
-    block[:, K.P_EPO] = np.repeat(base[:, 7], nc)
-    block[:, K.P_ETP] = np.repeat(base[:, 8], nc)
-    block[:, K.P_GBS] = w.gbs
-    block[:, K.P_SEQ] = w.seq_len
-    c = np.tile(combos, (nb, 1))
-    block[:, K.P_RECOMPUTE] = c[:, 0]
-    block[:, K.P_RC_Q] = c[:, 1]
-    block[:, K.P_ZERO] = c[:, 2]
-    out = np.tile(block, (len(precs), 1))
-    out[:, K.P_PREC] = np.repeat(np.array(precs, dtype=np.int64), len(block))
+    # written in place by broadcasting (precision, base plan, combination): no temporaries the
+    # size of the result, which reaches millions of rows for large MoE searches
+    out = np.empty((len(precs), nb, nc, K.P_SIZE), dtype=np.int64)
+    out[..., K.P_TP:K.P_MBS + 1] = base[None, :, None, :7]
+    out[..., K.P_EPO] = base[None, :, None, 7]
+    out[..., K.P_ETP] = base[None, :, None, 8]
+    out[..., K.P_GBS] = w.gbs
+    out[..., K.P_SEQ] = w.seq_len
+    out[..., K.P_RECOMPUTE] = combos[None, None, :, 0]
+    out[..., K.P_RC_Q] = combos[None, None, :, 1]
+    out[..., K.P_ZERO] = combos[None, None, :, 2]
+    out[..., K.P_PREC] = np.array(precs, dtype=np.int64)[:, None, None]
+    out = out.reshape(-1, K.P_SIZE)
     # ZeRO-2/3 cannot run with pipeline parallelism unless the stack says so
     if features is not None and features.sharded_with_pp:
         return out

@@ -66,6 +66,19 @@ class SearchOutcome:
         key = np.lexsort((self.out[ok, K.O_MEM_TOTAL], -self.out[ok, K.O_TOKENS_PER_S]))
         return ok[key]
 
+    def top(self, k: int) -> np.ndarray:
+        """The first ``k`` of :meth:`ranking` without sorting every feasible plan: the plans at or
+        above the k-th best tokens/s (all of them, so ties are broken as in the full ranking),
+        then sorted."""
+        ok = np.flatnonzero(self.status == K.ST_OK)
+        if len(ok) <= k:
+            return self.ranking()[:k]
+        tps = self.out[ok, K.O_TOKENS_PER_S]
+        kth = np.partition(tps, len(tps) - k)[len(tps) - k]
+        sel = ok[tps >= kth]
+        key = np.lexsort((self.out[sel, K.O_MEM_TOTAL], -self.out[sel, K.O_TOKENS_PER_S]))
+        return sel[key][:k]
+
 
 def evaluate_plans(mv: np.ndarray, hv: np.ndarray, sv: np.ndarray, plans: np.ndarray,
                    progress=None) -> SearchOutcome:
@@ -212,7 +225,7 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
         catalog=cat, overrides=overrides, stack=stack, ep_overlap=ep_overlap, etp=etp)
     m, c, s, cls, hv, sid, plans = ps.model, ps.chip, ps.system, ps.eff_class, ps.hv, ps.stack, ps.plans
     oc = evaluate_plans(ps.mv, ps.hv, ps.sv, ps.plans)
-    order = oc.ranking()
+    order = oc.top(max(1, top))
     if len(order) == 0:
         if require_fit:
             raise InfeasibleError(f"{m.name} on {chips} x {c.id}: " + explain_infeasible(oc, hv, c))

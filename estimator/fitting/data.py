@@ -60,7 +60,7 @@ def metric_of(row: FitRow, o: np.ndarray, cand: int) -> float:
 def _choose_candidates(row: FitRow, hv: np.ndarray, sv: np.ndarray) -> None:
     ps = row.search
     oc = evaluate_plans(ps.mv, hv, sv, ps.plans)
-    order = oc.ranking()
+    order = oc.top(CANDIDATES)
     if len(order) == 0:   # nothing fits: keep the plans that come closest, to report the miss
         order = np.argsort(oc.out[:, K.O_MEM_TOTAL])
     keep = order[:CANDIDATES]
