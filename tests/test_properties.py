@@ -121,3 +121,24 @@ def test_recomputing_more_layers_never_raises_memory_or_lowers_time(model, chip,
     assert all(a >= b for a, b in zip(mems, mems[1:]))
     assume(all(np.isfinite(steps)))
     assert all(a <= b * (1 + 1e-12) for a, b in zip(steps, steps[1:]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_top_k_is_the_head_of_the_full_ranking(n, k, seed):
+    """SearchOutcome.top(k) (partition, then sort the plans at or above the k-th best) equals the
+    first k of the full ranking, ties in tokens/s broken by memory in both."""
+    from estimator.training import SearchOutcome
+
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, K.O_SIZE))
+    out[:, K.O_TOKENS_PER_S] = rng.integers(1, 6, n).astype(float)     # many ties
+    out[:, K.O_MEM_TOTAL] = rng.integers(1, 4, n).astype(float)
+    status = rng.choice([K.ST_OK, K.ST_OK, K.ST_OOM], n)
+    oc = SearchOutcome(np.zeros((n, K.P_SIZE), dtype=np.int64), out, status)
+    full = oc.ranking()[:k]
+    top = oc.top(k)
+    assert len(top) == len(full)
+    # equal up to rows that tie on both keys
+    keys = lambda idx: [(out[i, K.O_TOKENS_PER_S], out[i, K.O_MEM_TOTAL]) for i in idx]
+    assert keys(top) == keys(full)
