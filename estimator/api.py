@@ -54,6 +54,7 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
                       recompute=None, zero=None, precision: str | None = "bf16", tokens=None,
                       catalog=None, overrides: dict | None = None, top: int = 1,
                       stack: str | None = None, ep_overlap: bool | None = None, etp=None,
+                      moe_dispatcher: str | None = None,
                       require_fit: bool = True):
     """Estimate a training job: the best plan's step time, tokens/s, MFU and memory.
 
@@ -64,7 +65,9 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
     days to train. ``overrides`` scales datasheet facts for a what-if, e.g. ``{"hbm_bw": 0.8}``
     (keys: compute, hbm_bw, hbm_capacity, scale_up, scale_out). ``stack`` names the software
     stack (hwspecs/stacks.yaml; None = the modern default for the chip's class). ``etp`` fixes
-    the experts' tensor-parallel degree (MoE parallel folding; None = searched). Every
+    the experts' tensor-parallel degree (MoE parallel folding; None = searched) and
+    ``moe_dispatcher`` the MoE token dispatcher (alltoall, allgather or deepep, as the stack
+    offers; None = the stack's default). Every
     throughput figure comes with its p10 / p90 (``tokens_per_s_p10`` ...).
 
     Returns a :class:`TrainingResult`; raises :class:`InputError` (bad argument),
@@ -101,7 +104,7 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
         model, chip, chips=int(chips), gbs=int(gbs), seq_len=int(seq_len), system=system, tp=tp,
         pp=pp, dp=dp, cp=cp, ep=ep, vpp=vpp, mbs=mbs, recompute=recompute, zero=zero,
         precision=prec, tokens=tok, catalog=catalog, overrides=ov, top=int(top), stack=stack,
-        ep_overlap=ep_overlap, etp=etp, require_fit=require_fit)
+        ep_overlap=ep_overlap, etp=etp, moe_dispatcher=moe_dispatcher, require_fit=require_fit)
     note = _whatif_note(ov)
     if note:
         res.notes.insert(0, note)
@@ -128,7 +131,7 @@ def search_plans(model, chip, *, chips: int, gbs: int, seq_len: int, system=None
     check("gbs", gbs)
     check("seq_len", seq_len)
     check("top", top)
-    unknown = sorted(set(fixed) - set(_DEGREES) - {"recompute", "zero", "ep_overlap", "etp"})
+    unknown = sorted(set(fixed) - set(_DEGREES) - {"recompute", "zero", "ep_overlap", "etp", "moe_dispatcher"})
     if unknown:
         raise InputError(f"search_plans: unknown knob(s) {', '.join(unknown)} "
                          f"(knobs: {', '.join(_DEGREES)}, recompute, zero)", unknown[0])

@@ -221,6 +221,8 @@ def _pack_serving_hardware(hv: np.ndarray, chip: ChipSpec, system: SystemSpec, e
 
 
 GRAPH_CODES = {"none": K.GRAPHS_NONE, "dense": K.GRAPHS_DENSE, "full": K.GRAPHS_FULL}
+DISP_CODES = {"alltoall": K.DISP_ALLTOALL, "allgather": K.DISP_ALLGATHER, "deepep": K.DISP_DEEPEP}
+DISP_NAMES = {v: k for k, v in DISP_CODES.items()}
 ATTN_CODES = {"unfused": K.ATTN_UNFUSED, "flash2": K.ATTN_FLASH2, "flash3": K.ATTN_FLASH3}
 
 
@@ -235,7 +237,7 @@ def pack_stack(stack: StackSpec) -> np.ndarray:
     sv[K.S_GRAD_OVERLAP] = float(f.overlap_grad_reduce)
     sv[K.S_PARAM_OVERLAP] = float(f.overlap_param_gather)
     sv[K.S_P2P_OVERLAP] = float(f.p2p_comm_overlap)
-    sv[K.S_DEDUP] = float(f.moe_dispatcher == "deepep")
+    sv[K.S_DISP] = DISP_CODES[f.moe_dispatcher]
     sv[K.S_GROUPED_GEMM] = float(f.grouped_gemm)
     sv[K.S_ATTN] = ATTN_CODES[f.attention]
     sv[K.S_FUSED] = float(f.fused_elementwise)

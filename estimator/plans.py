@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from estimator.errors import PlanError
-from estimator.packing import PREC_CODES
+from estimator.packing import DISP_CODES, PREC_CODES
 from estimator.specs import ModelSpec
 from estimator.specs.stack import TrainingFeatures
 from kernels import layout as K
 
 KNOBS = ("tp", "pp", "dp", "cp", "ep", "vpp", "mbs", "recompute", "zero", "precision", "ep_overlap",
-         "etp")
+         "etp", "moe_dispatcher")
 MBS_CHOICES = (1, 2, 4, 8)
 VPP_MAX = 16
 
@@ -74,6 +74,10 @@ def stack_rule(plan: dict, features: TrainingFeatures | None, moe: bool) -> str 
         return "partial recompute (--recompute-num-layers) is not available in this stack"
     if plan.get("ep_overlap") and not features.ep_comm_overlap:
         return "MoE all-to-all overlap is not available in this stack"
+    disp = plan.get("moe_dispatcher")
+    if disp is not None and disp not in features.dispatchers():
+        return (f"MoE dispatcher {disp} is not available in this stack "
+                f"(dispatchers: {', '.join(features.dispatchers())})")
     prec = plan.get("precision")
     if prec is not None and prec not in features.precisions:
         return f"the stack does not train in {prec} (precisions: {', '.join(features.precisions)})"
@@ -125,6 +129,13 @@ def etp_rule(tp: int, dp: int, cp: int, ep: int, etp: int, features: TrainingFea
     return None
 
 
+def _dispatcher(plan: dict, features: TrainingFeatures | None) -> str:
+    """The plan's MoE dispatcher: its own, else the stack's default."""
+    if plan.get("moe_dispatcher") is not None:
+        return plan["moe_dispatcher"]
+    return features.moe_dispatcher if features is not None else "alltoall"
+
+
 def stage_slots(model: ModelSpec, features: TrainingFeatures | None) -> int:
     """The most pipeline stages (pp*vpp) the layers can fill: one layer each, plus the
     embedding and the loss where the stack counts them as layers (Megatron-Core
@@ -158,6 +169,8 @@ def check_plan(model: ModelSpec, w: Workload, plan: dict, features: TrainingFeat
     if model.moe is None:
         if ep != 1:
             raise PlanError(f"ep ({ep}) > 1 needs a mixture-of-experts model")
+        if plan.get("moe_dispatcher") is not None:
+            raise PlanError("moe_dispatcher needs a mixture-of-experts model")
         if plan.get("etp") not in (None, tp):
             raise PlanError("etp (expert tensor parallelism) needs a mixture-of-experts model")
         if plan.get("ep_overlap"):
@@ -175,6 +188,8 @@ def check_plan(model: ModelSpec, w: Workload, plan: dict, features: TrainingFeat
         if plan.get("ep_overlap") and (ep == 1 or w.gbs // (dp * mbs) < 2):
             raise PlanError("ep_overlap pairs two micro-batches: it needs ep > 1 and at least 2 "
                             "micro-batches per step")
+        if plan.get("ep_overlap") and _dispatcher(plan, features) == "allgather":
+            raise PlanError("ep_overlap overlaps all-to-all dispatch; the allgather dispatcher has none")
     if plan["zero"] not in (0, 1, 2, 3):
         raise PlanError(f"zero must be 0-3 (got {plan['zero']})")
     if plan["zero"] >= 2 and pp > 1 and not (features is not None and features.sharded_with_pp):
@@ -200,6 +215,8 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
     parts: list[np.ndarray] = []
     tails: dict = {}
     slots = stage_slots(model, features)
+    disp_name = _dispatcher(fixed, features) if moe else "alltoall"
+    disp_code = DISP_CODES[fixed["moe_dispatcher"]] if moe and fixed.get("moe_dispatcher") else 0
     # loop order: the knobs the kernel's layer blocks depend on (tp, cp, ep, mbs; precision
     # outermost, below) vary slowest, so consecutive plans reuse the memoised layer costs
     for tp in choices("tp", divisors(n)):
@@ -234,7 +251,8 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
                         else:
                             vpps = [v for v in range(1, VPP_MAX + 1) if pp * v <= slots]
                         epos = [0]
-                        if moe and ep > 1 and m >= 2 and (features is None or features.ep_comm_overlap):
+                        if (moe and ep > 1 and m >= 2 and (features is None or features.ep_comm_overlap)
+                                and disp_name != "allgather"):
                             epos = [0, 1]
                         if fixed.get("ep_overlap") is not None:
                             want = int(bool(fixed["ep_overlap"]))
@@ -297,6 +315,7 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
     out[..., K.P_RC_Q] = combos[None, None, :, 1]
     out[..., K.P_ZERO] = combos[None, None, :, 2]
     out[..., K.P_PREC] = np.array(precs, dtype=np.int64)[:, None, None]
+    out[..., K.P_DISP] = disp_code
     out = out.reshape(-1, K.P_SIZE)
     # ZeRO-2/3 cannot run with pipeline parallelism unless the stack says so
     if features is not None and features.sharded_with_pp:

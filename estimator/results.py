@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from estimator.packing import GIB, PREC_NAMES, RECOMPUTE_NAMES
+from estimator.packing import DISP_NAMES, GIB, PREC_NAMES, RECOMPUTE_NAMES
 from kernels import layout as K
 
 TIME_PARTS = {
@@ -44,6 +44,7 @@ def plan_dict(row: np.ndarray) -> dict:
         "precision": PREC_NAMES[int(row[K.P_PREC])],
         "ep_overlap": bool(row[K.P_EPO]),
         "etp": expert_tp(row),
+        "moe_dispatcher": DISP_NAMES.get(int(row[K.P_DISP])),     # None: the stack's default
     }
 
 

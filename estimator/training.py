@@ -12,7 +12,7 @@ import numpy as np
 
 from estimator.catalog import Catalog, default_catalog
 from estimator.errors import InfeasibleError, InputError, PlanError
-from estimator.packing import GIB, PREC_CODES, RECOMPUTE_CODES, pack_hardware, pack_model, pack_stack
+from estimator.packing import DISP_CODES, GIB, PREC_CODES, RECOMPUTE_CODES, pack_hardware, pack_model, pack_stack
 from estimator.plans import Workload, check_plan, enumerate_plans
 from estimator.results import TrainingResult, build_result, plan_dict
 from estimator.specs import ChipSpec, ModelSpec, SystemSpec
@@ -36,6 +36,11 @@ def resolve_stack(cat: Catalog, stack, eff_class: str):
     """(stack id, StackSpec, packed stack vector) for a name, alias or None (class default)."""
     sid, spec = cat.stack(stack, eff_class)
     return sid, spec, pack_stack(spec)
+
+
+def int_to_dispatcher(code: int) -> str:
+    from estimator.packing import DISP_NAMES
+    return DISP_NAMES[code]
 
 
 def _positive(name: str, v, allow_none=True):
@@ -136,7 +141,7 @@ class PreparedSearch:
 def prepare_search(model, chip, *, chips, gbs, seq_len, system=None, tp=None, pp=None, dp=None,
                    cp=None, ep=None, vpp=None, mbs=None, recompute=None, zero=None,
                    precision="bf16", catalog=None, overrides=None, stack=None,
-                   ep_overlap=None, etp=None) -> PreparedSearch:
+                   ep_overlap=None, etp=None, moe_dispatcher=None) -> PreparedSearch:
     """Validate the inputs, resolve and pack the specs, and enumerate every valid plan."""
     for name, v in (("chips", chips), ("gbs", gbs), ("seq_len", seq_len)):
         _positive(name, v, allow_none=False)
@@ -149,6 +154,14 @@ def prepare_search(model, chip, *, chips, gbs, seq_len, system=None, tp=None, pp
     feats = stk.training.features
     if etp is not None and m.moe is None:
         raise PlanError(f"etp (expert tensor parallelism) needs a mixture-of-experts model; {m.name} has no experts")
+    if moe_dispatcher is not None:
+        if moe_dispatcher not in DISP_CODES:
+            raise InputError(f"--moe-dispatcher must be one of {', '.join(DISP_CODES)} (got {moe_dispatcher})")
+        if m.moe is None:
+            raise PlanError(f"moe_dispatcher needs a mixture-of-experts model; {m.name} has no experts")
+        if moe_dispatcher not in feats.dispatchers():
+            raise PlanError(f"stack {sid} has no {moe_dispatcher} MoE dispatcher "
+                            f"(dispatchers: {', '.join(feats.dispatchers())})")
     if recompute is not None and recompute not in RECOMPUTE_CODES:
         raise InputError(f"--recompute must be one of {', '.join(RECOMPUTE_CODES)} (got {recompute})")
     if zero is not None and zero not in (0, 1, 2, 3):
@@ -174,11 +187,13 @@ def prepare_search(model, chip, *, chips, gbs, seq_len, system=None, tp=None, pp
     fixed = {"tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vpp": vpp, "mbs": mbs,
              "recompute": recompute, "zero": zero}
     if all(v is not None for v in fixed.values()) and len(precs) == 1:
-        check_plan(m, w, {**fixed, "precision": precs[0], "ep_overlap": ep_overlap, "etp": etp}, feats)
+        check_plan(m, w, {**fixed, "precision": precs[0], "ep_overlap": ep_overlap, "etp": etp,
+                          "moe_dispatcher": moe_dispatcher}, feats)
     elif tp is not None and pp is not None and cp is not None and dp is not None:
         if tp * pp * dp * cp != ranks:
             raise PlanError(f"tp*pp*dp*cp = {tp * pp * dp * cp} must equal the number of ranks ({ranks})")
-    plans = enumerate_plans(m, w, {**fixed, "ep_overlap": ep_overlap, "etp": etp}, precs, feats)
+    plans = enumerate_plans(m, w, {**fixed, "ep_overlap": ep_overlap, "etp": etp,
+                                   "moe_dispatcher": moe_dispatcher}, precs, feats)
     if len(plans) == 0:
         # name the rule that kills a fully specified or partly fixed plan
         trial = {k: (v if v is not None else 1) for k, v in fixed.items()}
@@ -190,6 +205,7 @@ def prepare_search(model, chip, *, chips, gbs, seq_len, system=None, tp=None, pp
             trial["zero"] = feats.zero_stages[0]
         trial["precision"] = precs[0]
         trial["etp"] = etp
+        trial["moe_dispatcher"] = moe_dispatcher
         check_plan(m, w, trial, feats)
         raise PlanError("no valid parallel plan: check that gbs, seq_len and the fixed knobs "
                         f"can be divided over {ranks} ranks")
@@ -208,7 +224,8 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
                       tokens: float | None = None, catalog: Catalog | None = None,
                       overrides: dict | None = None, top: int = 1,
                       require_fit: bool = True, stack: str | None = None,
-                      ep_overlap: bool | None = None, etp: int | None = None) -> TrainingResult:
+                      ep_overlap: bool | None = None, etp: int | None = None,
+                      moe_dispatcher: str | None = None) -> TrainingResult:
     """Estimate a training job. Knobs left as None are searched (best tokens/s that fits).
 
     ``chips`` counts packages; plan degrees count ranks (see estimator.plans).
@@ -222,7 +239,8 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
     ps = prepare_search(
         model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system, tp=tp, pp=pp, dp=dp,
         cp=cp, ep=ep, vpp=vpp, mbs=mbs, recompute=recompute, zero=zero, precision=precision,
-        catalog=cat, overrides=overrides, stack=stack, ep_overlap=ep_overlap, etp=etp)
+        catalog=cat, overrides=overrides, stack=stack, ep_overlap=ep_overlap, etp=etp,
+        moe_dispatcher=moe_dispatcher)
     m, c, s, cls, hv, sid, plans = ps.model, ps.chip, ps.system, ps.eff_class, ps.hv, ps.stack, ps.plans
     oc = evaluate_plans(ps.mv, ps.hv, ps.sv, ps.plans)
     order = oc.top(max(1, top))
@@ -237,6 +255,8 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
     res = build_result(plans[best], oc.out[best], int(oc.status[best]), model=m.name, chip=c,
                        system=s.id, chips=chips, capacity_gb_rank=hv[K.H_HBM_BYTES] / GIB,
                        eff_class=cls, tokens=tokens, stack=sid)
+    if m.moe is not None and res.plan.get("moe_dispatcher") is None:
+        res.plan["moe_dispatcher"] = int_to_dispatcher(int(ps.sv[K.S_DISP]))
     if s.chip != c.id and s.chip not in c.aliases:
         res.notes.append(f"what-if: system {s.id} normally holds {s.chip}, here filled with {c.id}")
     res.search = oc.counts()
@@ -292,7 +312,7 @@ def search_plans(model, chip, *, chips: int, gbs: int, seq_len: int, system=None
     m, c, s, cls, hv, sid, plans, oc = _run_search(
         model, chip, chips=chips, gbs=gbs, seq_len=seq_len, system=system, precision=precision,
         catalog=catalog, overrides=overrides, stack=stack, ep_overlap=fixed.get("ep_overlap"),
-        etp=fixed.get("etp"), **knobs)
+        etp=fixed.get("etp"), moe_dispatcher=fixed.get("moe_dispatcher"), **knobs)
     rpp = c.ranks_per_package
     cap = hv[K.H_HBM_BYTES] / GIB * rpp
     peak = {p: (c.peak(p) if c.peak(p) is not None else c.peak("fp16")) or 0.0 for p in PREC_CODES}

@@ -122,10 +122,12 @@ def train_row_request(r: dict, rowno: int, base: Path) -> tuple[dict, str, float
     zero = (r.get("zero") or "").strip()
     rec = (r.get("recompute") or "").strip() or None
     stack = (r.get("stack") or "").strip() or None
+    # optional column (suanli's own, beside the schema's): the MoE token dispatcher the run used
+    disp = (r.get("moe_dispatcher") or "").strip() or None
     kw = dict(model=model, chip=chip, chips=chips, gbs=_int(r, "gbs", rowno, True),
               seq_len=_int(r, "seq_len", rowno, True), system=(r.get("system") or "").strip() or None,
               precision=r["precision"].strip(), recompute=rec, zero=int(zero) if zero else None,
-              stack=stack, **kn)
+              stack=stack, moe_dispatcher=disp, **kn)
     return kw, metric, measured
 
 

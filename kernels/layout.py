@@ -105,7 +105,7 @@ S_TP_OVERLAP = 1      # TP collectives pipelined with the adjacent GEMMs
 S_GRAD_OVERLAP = 2    # DP gradient reduction overlapped with backward
 S_PARAM_OVERLAP = 3   # distributed-optimizer parameter all-gather overlapped with forward
 S_P2P_OVERLAP = 4     # pipeline send/recv overlapped with compute
-S_DEDUP = 5           # MoE dispatch sends one copy per remote node (DeepEP style)
+S_DISP = 5            # DISP_* code: the stack's default MoE token dispatcher
 S_GROUPED_GEMM = 6    # experts as one grouped GEMM
 S_ATTN = 7            # ATTN_* code
 S_FUSED = 8           # fused elementwise kernels
@@ -150,7 +150,12 @@ P_PREC = 11           # PREC_* code
 P_RC_Q = 12           # with RC_FULL: quarters (1-4) of each rank's layers recomputed; 0 = all
 P_EPO = 13            # 1 = MoE all-to-all overlapped with another micro-batch's compute
 P_ETP = 14            # tensor-parallel degree of the expert layers; 0 = the default rule (kernels.training.expert_tp)
-P_SIZE = 15
+P_DISP = 15           # DISP_* code of the MoE token dispatcher; 0 = the stack's default
+P_SIZE = 16
+
+DISP_ALLTOALL = 1     # every routed copy to the rank holding its expert (Megatron alltoall)
+DISP_ALLGATHER = 2    # hidden states all-gathered over the EP x ETP group, reduce-scattered back
+DISP_DEEPEP = 3       # one copy per remote node, forwarded inside it (DeepEP / flex dispatcher)
 
 RC_NONE = 0
 RC_SELECTIVE = 1

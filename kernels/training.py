@@ -244,8 +244,9 @@ def host_ops(mv, sv, tp, ep, prec, moe_layer):
 
 
 @njit(cache=True, error_model="numpy")
-def layer_costs(out, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, moe_layer):
-    """Fill ``out`` (L_*) for one layer (dense or MoE) and one micro-batch on one rank."""
+def layer_costs(out, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, moe_layer, disp):
+    """Fill ``out`` (L_*) for one layer (dense or MoE) and one micro-batch on one rank; ``disp``
+    is the MoE token dispatcher (kernels.layout DISP_*)."""
     h = mv[K.M_HIDDEN]
     a = mv[K.M_HEADS]
     kv = mv[K.M_KV_HEADS]
@@ -343,16 +344,28 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, moe_layer):
             q_el += T * (h + fsh / tp)
             q_out += T * (up * fsh / tp + h)
             act_bytes += act_el * T * fsh / tp * BF16_BYTES
-        if ep > 1.0:
+        if disp == K.DISP_ALLGATHER and ep * etp > 1.0:
+            # allgather dispatcher (Megatron MoEAllGatherTokenDispatcher): the hidden states of
+            # the whole EP x ETP group are all-gathered before the experts and their outputs
+            # reduce-scattered back (reverse in backward), 16 bit; each rank then picks the
+            # copies bound for its local experts from all gathered tokens (one HBM pass)
+            n_g = ep * etp
+            whole = T / tp * n_g * h * BF16_BYTES
+            one_g = rs_or_ag(hv, whole, n_g, 1.0, n_g, 1.0, 1.0)
+            ep_f = 2.0 * one_g
+            ep_b = 2.0 * one_g
+            elem += whole
+        elif ep > 1.0:
             # dispatch (fp8 when the matmuls are fp8, as DeepSeek-V3 sec. 3.3) and combine (16
             # bit) over the tiers the EP group spans; the busiest rank receives imb x the mean
             g0, g1, n_dom = tier_sizes(hv, etp, ep, 1.0, 1.0)
             tok = T / tp
             d_b = 1.0 if prec == K.PREC_FP8 else BF16_BYTES
+            dedup = disp == K.DISP_DEEPEP
             b0, b1, b2 = dispatch_bytes(tok, h * d_b, k, ep, g0, n_dom, E, mv[K.M_GROUPS],
-                                        mv[K.M_GROUP_LIMIT], sv[K.S_DEDUP] > 0.5)
+                                        mv[K.M_GROUP_LIMIT], dedup)
             c0, c1, c2 = dispatch_bytes(tok, h * BF16_BYTES, k, ep, g0, n_dom, E, mv[K.M_GROUPS],
-                                        mv[K.M_GROUP_LIMIT], sv[K.S_DEDUP] > 0.5)
+                                        mv[K.M_GROUP_LIMIT], dedup)
             combine = tiered_transfer(hv, imb * c0, imb * c1, imb * c2, g1)
             ep_f = tiered_transfer(hv, imb * b0, imb * b1, imb * b2, g1) + combine
             ep_b = 2.0 * combine
@@ -413,7 +426,7 @@ def layer_costs(out, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, moe_layer):
                 tp_f += _tp_exposed(one, g_sh_in, ovl, tp, e) + _tp_exposed(one, g_sh_out, ovl, tp, e)
                 tp_b += (_tp_exposed(one, 2.0 * g_sh_in, ovl, tp, e)
                          + _tp_exposed(one, 2.0 * g_sh_out, ovl, tp, e))
-            if etp > 1.0:
+            if etp > 1.0 and disp != K.DISP_ALLGATHER:   # allgather: already gathered over ETP
                 one_e = rs_or_ag(hv, routed * h * BF16_BYTES, etp, 1.0, etp, 1.0, 1.0)
                 tp_f += 2.0 * one_e
                 tp_b += 2.0 * one_e
@@ -925,16 +938,18 @@ def train_one_memo(mv, hv, sv, p, o, c):
     prec = p[K.P_PREC]
     fprec = float(prec)
     etp = plan_etp(p, tp, dp, cp, ep)
+    disp = p[K.P_DISP] if p[K.P_DISP] > 0 else int(sv[K.S_DISP])
     # the layer blocks depend on dp only through etp (and the PP hop span through the inner
-    # block, which is fixed by (dp, cp, ep) when folded): key ep and etp together, exactly
-    epk = ep * 4096.0 + etp + (dp * cp if etp < tp else 0.0) * 1.0e7
+    # block, which is fixed by (dp, cp, ep) when folded): key ep, etp and the dispatcher
+    # together, exactly
+    epk = ep * 4096.0 + etp + (dp * cp if etp < tp else 0.0) * 1.0e7 + disp * 1.0e13
     ld = c[C_LD:C_LD + L_SIZE]
     lm = c[C_LM:C_LM + L_SIZE]
     hd = c[C_HD:C_HD + HD_SIZE]
     if not _same(c, C_LKEY, tp, cp, epk, seq, mbs, fprec):
-        layer_costs(ld, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, False)
+        layer_costs(ld, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, False, disp)
         if mv[K.M_N_MOE] > 0:
-            layer_costs(lm, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, True)
+            layer_costs(lm, mv, hv, sv, tp, cp, ep, etp, seq, mbs, prec, True, disp)
         head_costs(hd, mv, hv, sv, tp, dp, cp, ep, etp, seq, mbs, prec)
         _store(c, C_LKEY, tp, cp, epk, seq, mbs, fprec)
         c[C_SKEY] = -1.0

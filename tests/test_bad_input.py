@@ -168,6 +168,9 @@ def test_user_spec_dir_and_env(tmp_path):
     (["train", "--model", "llama3-8b", "--chip", "h100", "--chips", "8", "--gbs", "64", "--seq-len", "4096", "--etp", "2"], "mixture-of-experts"),
     (["train", "--model", "mixtral-8x7b", "--chip", "ascend-910b", "--chips", "64", "--gbs", "128", "--seq-len", "32768", "--tp", "8", "--etp", "1"], "must equal tp"),
     (["train", "--model", "qwen3-30b-a3b", "--chip", "h100", "--chips", "16", "--gbs", "512", "--seq-len", "4096", "--etp", "0"], "--etp"),
+    (["train", "--model", "llama3-8b", "--chip", "h100", "--chips", "8", "--gbs", "64", "--seq-len", "4096", "--moe-dispatcher", "deepep"], "mixture-of-experts"),
+    (["train", "--model", "qwen3-30b-a3b", "--chip", "h100", "--chips", "16", "--gbs", "512", "--seq-len", "4096", "--moe-dispatcher", "scatter"], "--moe-dispatcher"),
+    (["train", "--model", "mixtral-8x7b", "--chip", "ascend-910b", "--chips", "64", "--gbs", "128", "--seq-len", "32768", "--moe-dispatcher", "deepep"], "no deepep"),
 ])
 def test_cli_bad_flags_one_line(args, fragment):
     r = run_cli(*args)

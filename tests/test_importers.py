@@ -307,9 +307,10 @@ def test_megatron_llama3_8b_script(cat):
 def test_mindspeed_deepseek_v3_script(cat):
     la = load_launch_args(LAUNCH / "pretrain_deepseek3_671b_4k_ptd.sh")
     knobs, _, _ = la.knobs(la.model)
-    # no --expert-tensor-parallel-size: Megatron's default expert TP = tp
-    assert knobs == {"tp": 4, "pp": 8, "cp": 1, "ep": 8, "etp": 4, "mbs": 1, "vpp": 1, "recompute": "full",
-                     "zero": 1}
+    # no --expert-tensor-parallel-size: Megatron's default expert TP = tp; the script's
+    # --moe-token-dispatcher-type alltoall_seq is the alltoall dispatcher
+    assert knobs == {"tp": 4, "pp": 8, "cp": 1, "ep": 8, "etp": 4, "moe_dispatcher": "alltoall", "mbs": 1,
+                     "vpp": 1, "recompute": "full", "zero": 1}
     assert (la.gbs, la.seq_len, la.world_size) == (3840, 4096, 512)
     assert shape_diff(la.model, cat.model("deepseek-v3")) == []      # 64 layers - 3 no-op = 61
     assert la.unknown == ["--mla-fa-without-pad"]
@@ -550,3 +551,22 @@ def test_expert_tp_and_pipeline_split_flags_are_read_and_explained():
     assert knobs["etp"] == 2 and "default" in origin["etp"]
     dense, _, _ = parse_launch_args("--tensor-model-parallel-size 2 --bf16").knobs(cat.model("llama3-8b"))
     assert "etp" not in dense
+
+
+def test_moe_dispatcher_flags_are_read():
+    """--moe-token-dispatcher-type alltoall / alltoall_seq / allgather / flex (and the older
+    --moe-enable-deepep) name the MoE token dispatcher; anything else is refused naming the flag."""
+    cat = Catalog(use_env=False)
+    moe = cat.model("qwen3-235b-a22b")
+    for flags, want in (("--moe-token-dispatcher-type allgather", "allgather"),
+                        ("--moe-token-dispatcher-type alltoall_seq", "alltoall"),
+                        ("--moe-token-dispatcher-type flex --moe-flex-dispatcher-backend deepep", "deepep"),
+                        ("--moe-enable-deepep", "deepep")):
+        la = parse_launch_args(f"--tensor-model-parallel-size 2 --expert-model-parallel-size 8 {flags} --bf16")
+        knobs, origin, _ = la.knobs(moe)
+        assert knobs["moe_dispatcher"] == want and "moe-" in origin["moe_dispatcher"], flags
+        assert not any("dispatcher" in x or "deepep" in x for x in la.unknown + la.not_modelled), flags
+    knobs, _, _ = parse_launch_args("--tensor-model-parallel-size 2 --bf16").knobs(moe)
+    assert "moe_dispatcher" not in knobs            # silent: the stack's default
+    with pytest.raises(InputError, match="moe-token-dispatcher-type"):
+        parse_launch_args("--moe-token-dispatcher-type scatter --bf16")

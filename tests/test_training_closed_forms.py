@@ -194,7 +194,7 @@ def test_embedding_and_loss_as_pipeline_stages():
 def _costs(mv, hv, sv, tp=1, cp=1, ep=1, seq=4096, mbs=1, moe=False):
     out = np.zeros(T.L_SIZE)
     T.layer_costs(out, mv, hv, sv, float(tp), float(cp), float(ep), float(tp), float(seq),
-                  float(mbs), K.PREC_BF16, moe)
+                  float(mbs), K.PREC_BF16, moe, int(sv[K.S_DISP]))
     return out
 
 
@@ -234,8 +234,32 @@ def test_tp_sharded_experts_gather_every_routed_copy():
     assert dense[T.L_TP_F] == pytest.approx(4 * one, rel=1e-6)
     # folded to ETP 1 the experts need no TP collective: only the attention's pair remains
     folded = np.zeros(T.L_SIZE)
-    T.layer_costs(folded, mv, hv, sv, float(tp), 1.0, 1.0, 1.0, float(seq), 1.0, K.PREC_BF16, True)
+    T.layer_costs(folded, mv, hv, sv, float(tp), 1.0, 1.0, 1.0, float(seq), 1.0, K.PREC_BF16, True,
+                  K.DISP_ALLTOALL)
     assert folded[T.L_TP_F] == pytest.approx(2 * one, rel=1e-6)
+
+
+def test_allgather_dispatcher_gathers_the_group_hidden_states():
+    """Megatron's allgather token dispatcher: every rank all-gathers the hidden states of its
+    EP x ETP group (16 bit) before the experts and reduce-scatters the outputs after, and the
+    reverse in backward; each ring moves (n-1)/n of the group's tensor per rank. The alltoall
+    dispatcher instead sends each token's k routed copies, (n-1)/n of them off the rank."""
+    m = CAT.model("qwen3-30b-a3b")
+    mv, hv = pack_model(m), _no_latency(hardware("h100-sxm"))
+    sv = stack_vector("nemo")
+    tok, ep, h, k = 4096, 8, m.hidden, m.moe.top_k
+    out = np.zeros(T.L_SIZE)
+    T.layer_costs(out, mv, hv, sv, 1.0, 1.0, float(ep), 1.0, float(tok), 1.0, K.PREC_BF16, True,
+                  K.DISP_ALLGATHER)
+    one = (ep - 1) / ep * tok * ep * h * 2 / hv[K.H_BW_UP]
+    assert out[T.L_EP_F] == pytest.approx(2 * one, rel=1e-9)
+    assert out[T.L_EP_B] == pytest.approx(2 * one, rel=1e-9)
+    a2a = np.zeros(T.L_SIZE)
+    T.layer_costs(a2a, mv, hv, sv, 1.0, 1.0, float(ep), 1.0, float(tok), 1.0, K.PREC_BF16, True,
+                  K.DISP_ALLTOALL)
+    # forward: dispatch + combine of k copies, 7/8 of them to the 7 other ranks (no imbalance
+    # term is tested here: nemo's load spread multiplies the busiest rank's share)
+    assert a2a[T.L_EP_F] > 0 and a2a[T.L_EP_F] != out[T.L_EP_F]
 
 
 def test_overlapped_all_to_all_takes_its_sm_share():
@@ -247,7 +271,8 @@ def test_overlapped_all_to_all_takes_its_sm_share():
     p = _plan(dp=8, ep=8, gbs=8 * 4, seq=4096)
     p[K.P_EPO] = 1
     lm = np.zeros(T.L_SIZE)
-    T.layer_costs(lm, mv, hv, stack_vector("nemo"), 1.0, 1.0, 8.0, 1.0, 4096.0, 1.0, K.PREC_BF16, True)
+    T.layer_costs(lm, mv, hv, stack_vector("nemo"), 1.0, 1.0, 8.0, 1.0, 4096.0, 1.0, K.PREC_BF16, True,
+                  K.DISP_DEEPEP)
     a2a = lm[T.L_EP_F] + lm[T.L_EP_B]
     res = {}
     for share in (0.0, 0.15):

@@ -22,7 +22,7 @@ MegatronOpt = typer.Option(
          "sequence length, precision, chip count (--nnodes x --nproc_per_node) and, without --model, the model. "
          "Explicit flags win.")
 
-PLAN_KNOBS = ("tp", "pp", "cp", "ep", "etp", "vpp", "mbs", "recompute", "zero")
+PLAN_KNOBS = ("tp", "pp", "cp", "ep", "etp", "moe_dispatcher", "vpp", "mbs", "recompute", "zero")
 
 
 def read_megatron_args(value: str) -> LaunchArgs:

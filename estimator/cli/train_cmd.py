@@ -50,6 +50,8 @@ def train(
     recompute: Optional[str] = typer.Option(None, "--recompute", help="none | selective | partial | full (partial: full recompute of some layers)"),
     zero: Optional[int] = typer.Option(None, "--zero", help="0-3 (1 = distributed optimizer, 3 = FSDP)"),
     etp: Optional[int] = typer.Option(None, "--etp", help="Expert tensor-parallel degree, MoE (folding stacks; default: searched)."),
+    moe_dispatcher: Optional[str] = typer.Option(None, "--moe-dispatcher",
+                                                 help="MoE token dispatcher: alltoall | allgather | deepep (as the stack offers; default: the stack's)."),
     precision: Optional[str] = typer.Option(None, "--precision",
                                             help="bf16 | fp16 | fp8 | fp4 | auto (default: the launch args', "
                                                  "else bf16)"),
@@ -72,7 +74,8 @@ def train(
     cat = _cat(spec_dir)
     a, merged = apply(megatron_args, dict(model=model, chips=chips, gbs=gbs, seq_len=seq_len, precision=precision,
                                           tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vpp=vpp, mbs=mbs,
-                                          recompute=recompute, zero=zero, etp=etp), cat, chip,
+                                          recompute=recompute, zero=zero, etp=etp,
+                                          moe_dispatcher=moe_dispatcher), cat, chip,
                                      {"precision": "bf16"})
     try:
         with compiling(["kernels.training"]):
@@ -80,7 +83,8 @@ def train(
                 a["model"], chip, chips=a["chips"], gbs=a["gbs"], seq_len=a["seq_len"], system=system,
                 tp=a["tp"], pp=a["pp"], dp=a["dp"], cp=a["cp"], ep=a["ep"], vpp=a["vpp"], mbs=a["mbs"],
                 recompute=a["recompute"], zero=a["zero"], precision=a["precision"], tokens=tok,
-                catalog=cat, overrides=overrides, top=top, stack=stack, etp=a.get("etp"))
+                catalog=cat, overrides=overrides, top=top, stack=stack, etp=a.get("etp"),
+                moe_dispatcher=a.get("moe_dispatcher"))
     except (PlanError, InfeasibleError) as e:
         raise with_provenance(e, merged) from None
     d = {**res.to_dict(), "derate": overrides}

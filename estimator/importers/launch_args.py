@@ -50,7 +50,8 @@ _add("plan", 1, "tensor-model-parallel-size pipeline-model-parallel-size context
 _add("plan", 0, "recompute-activations checkpoint-activations use-distributed-optimizer use-torch-fsdp2 "
                 "use-custom-fsdp use-megatron-fsdp account-for-embedding-in-pipeline-split "
                 "account-for-loss-in-pipeline-split")
-_add("plan", 1, "expert-tensor-parallel-size")
+_add("plan", 1, "expert-tensor-parallel-size moe-token-dispatcher-type moe-flex-dispatcher-backend")
+_add("plan", 0, "moe-enable-deepep")
 _add("workload", 1, "global-batch-size seq-length encoder-seq-length")
 _add("precision", 0, "bf16 fp16")
 _add("precision", 1, "fp8-format fp4-format")
@@ -122,7 +123,7 @@ _add("not_modelled", "*",
      "recompute-norm-num-layers recompute-in-advance moe-fb-overlap schedules-method mtp-num-layers "
      "window-size num-layers-in-first-pipeline-stage num-layers-in-last-pipeline-stage "
      "decoder-first-pipeline-num-layers decoder-last-pipeline-num-layers pipeline-model-parallel-layout "
-     "moe-token-dispatcher-type moe-enable-deepep moe-expert-capacity-factor moe-pad-expert-input-to-capacity "
+     "moe-expert-capacity-factor moe-pad-expert-input-to-capacity "
      "cpu-offloading cpu-offloading-num-layers "
      "reuse-fp32-param use-ascend-coc coc-fused-kernel overlap-moe-expert-parallel-comm delay-wgrad-compute "
      "tp-comm-overlap moe-permutation-async-comm moe-alltoall-overlap-comm use-fused-ring-attention-update "
@@ -284,6 +285,8 @@ class LaunchArgs:
             origin["recompute"] = src
         else:
             k["recompute"], origin["recompute"] = rc, self.plan["recompute_src"]
+        if model.moe is not None and "moe_dispatcher" in self.plan:
+            k["moe_dispatcher"], origin["moe_dispatcher"] = self.plan["moe_dispatcher"], self.plan["moe_dispatcher_src"]
         if model.moe is not None:
             if "etp" in self.plan:
                 k["etp"], origin["etp"] = self.plan["etp"], self.text("expert-tensor-parallel-size")
@@ -426,6 +429,19 @@ def _plan(la: LaunchArgs) -> None:
     etp = la._int("expert-tensor-parallel-size")
     if etp is not None:
         p["etp"] = etp
+    # MoE token dispatcher: alltoall / alltoall_seq (every routed copy), allgather, flex (DeepEP
+    # or HybridEP, one copy per remote node); --moe-enable-deepep is the older spelling of flex
+    disp = la._str("moe-token-dispatcher-type")
+    if disp is not None or la.has("moe-enable-deepep"):
+        names = {"alltoall": "alltoall", "alltoall_seq": "alltoall", "allgather": "allgather",
+                 "flex": "deepep"}
+        if la.has("moe-enable-deepep"):
+            p["moe_dispatcher"], src = "deepep", "moe-enable-deepep"
+        elif disp in names:
+            p["moe_dispatcher"], src = names[disp], "moe-token-dispatcher-type"
+        else:
+            raise la._err("moe-token-dispatcher-type", f"'{disp}' is not alltoall, alltoall_seq, allgather or flex")
+        p["moe_dispatcher_src"] = la.text(src)
     split = [f for f in ("account-for-embedding-in-pipeline-split", "account-for-loss-in-pipeline-split")
              if la.has(f)]
     if split:

@@ -72,9 +72,13 @@ class TrainingFeatures(Strict):
     #: MoE parallel folding (Megatron-Core --expert-tensor-parallel-size; Liu et al. 2025): the
     #: expert layers may regroup a stage's tp*cp*dp ranks as ETP x EP, so ep may exceed dp*cp
     moe_parallel_folding: bool = False
-    #: alltoall (every routed copy travels) or deepep (one copy per remote node, forwarded
-    #: inside the node; DeepSeek-V3 sec. 3.2.2)
-    moe_dispatcher: Literal["alltoall", "deepep"]
+    #: the stack's default MoE token dispatcher: alltoall (every routed copy travels to the rank
+    #: of its expert), allgather (hidden states all-gathered over the EP x ETP group, outputs
+    #: reduce-scattered back; Megatron MoEAllGatherTokenDispatcher) or deepep (one copy per
+    #: remote node, forwarded inside the node; DeepSeek-V3 sec. 3.2.2; Megatron flex dispatcher)
+    moe_dispatcher: Literal["alltoall", "allgather", "deepep"]
+    #: dispatchers a plan may name (--moe-dispatcher); None = the default only
+    moe_dispatchers: Optional[list[Literal["alltoall", "allgather", "deepep"]]] = None
     #: experts run as one grouped GEMM (else a loop of per-expert GEMMs)
     grouped_gemm: bool
     #: attention kernel: unfused (scores materialised, fused softmax), flash2 (FlashAttention-2
@@ -99,6 +103,16 @@ class TrainingFeatures(Strict):
     @classmethod
     def _precs(cls, v: list[str]):
         return _precision_list(v, TRAIN_PRECISIONS)
+
+    @model_validator(mode="after")
+    def _dispatchers(self):
+        if self.moe_dispatchers is not None and self.moe_dispatcher not in self.moe_dispatchers:
+            raise ValueError(f"moe_dispatchers must include the default moe_dispatcher ({self.moe_dispatcher})")
+        return self
+
+    def dispatchers(self) -> list[str]:
+        """MoE token dispatchers a plan may use (the default first)."""
+        return list(dict.fromkeys([self.moe_dispatcher] + list(self.moe_dispatchers or [])))
 
 
 class TrainingParams(Strict):
