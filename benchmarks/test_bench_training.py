@@ -39,24 +39,27 @@ def _best(fn, rounds=3):
     return best
 
 
-def test_kernel_vs_unjitted_ratio(benchmark):
-    mv, hv, sv, P = _plans(1_000_000)
+def _jit_ratio(benchmark, mv, hv, sv, P, n_kernel, n_ref, rounds, label):
+    """Per-plan time of the jitted kernel vs the same source un-jitted, timed alternately (best
+    of ``rounds`` each); the full batch is the benchmark report's figure. Returns the ratio."""
     out, st = new_outputs(len(P))
     evaluate_training(mv, hv, sv, P[:10], out[:10], st[:10])          # compile outside timing
-    benchmark.pedantic(evaluate_training, args=(mv, hv, sv, P, out, st), rounds=3,
-                       iterations=1)                                  # the report's figure
-    n_kernel, n_ref = 300_000, 2_000
+    benchmark.pedantic(evaluate_training, args=(mv, hv, sv, P, out, st), rounds=3, iterations=1)
     pure = pure_kernels().training
     ro, rs = new_outputs(n_ref)
     t_kernel, t_ref = interleaved_best(
         lambda: evaluate_training(mv, hv, sv, P[:n_kernel], out[:n_kernel], st[:n_kernel]),
-        lambda: pure.evaluate_training(mv, hv, sv, P[:n_ref], ro, rs), rounds=7)
-    per_kernel = t_kernel / n_kernel
-    per_ref = t_ref / n_ref
+        lambda: pure.evaluate_training(mv, hv, sv, P[:n_ref], ro, rs), rounds=rounds)
+    per_kernel, per_ref = t_kernel / n_kernel, t_ref / n_ref
     ratio = per_ref / per_kernel
     benchmark.extra_info.update({"plans": len(P), "kernel_plans_per_s": 1 / per_kernel,
                                  "unjitted_plans_per_s": 1 / per_ref, "speedup_vs_unjitted": ratio})
-    print(f"\nkernel {1 / per_kernel:,.0f} plans/s; un-jitted {1 / per_ref:,.0f} plans/s; x{ratio:,.0f}")
+    print(f"\n{label}kernel {1 / per_kernel:,.0f} plans/s; un-jitted {1 / per_ref:,.0f} plans/s; x{ratio:,.0f}")
+    return ratio
+
+
+def test_kernel_vs_unjitted_ratio(benchmark):
+    ratio = _jit_ratio(benchmark, *_plans(1_000_000), 300_000, 2_000, 7, "")
     # the un-jitted run uses the same per-batch memo, so this is the JIT's own gain. Timed
     # alternately, best of 7 each (~0.1 s per turn). Measured x214-223 on shared 2-core
     # machines since the per-plan path is inlined (x114-186 before); the gate trips at about 2x
@@ -71,20 +74,7 @@ def test_moe_kernel_vs_unjitted_ratio(benchmark):
     feats = CAT.stack("nemo", "")[1].training.features
     P = enumerate_plans(m, Workload(1024, 4096, 4096), {}, ["bf16", "fp8"], feats)[:400_000]
     mv, hv, sv = pack_model(m), hardware("h100-sxm"), stack_vector("nemo")
-    out, st = new_outputs(len(P))
-    evaluate_training(mv, hv, sv, P[:10], out[:10], st[:10])          # compile outside timing
-    benchmark.pedantic(evaluate_training, args=(mv, hv, sv, P, out, st), rounds=3, iterations=1)
-    n_kernel, n_ref = 200_000, 1_500
-    pure = pure_kernels().training
-    ro, rs = new_outputs(n_ref)
-    t_kernel, t_ref = interleaved_best(
-        lambda: evaluate_training(mv, hv, sv, P[:n_kernel], out[:n_kernel], st[:n_kernel]),
-        lambda: pure.evaluate_training(mv, hv, sv, P[:n_ref], ro, rs), rounds=5)
-    per_kernel, per_ref = t_kernel / n_kernel, t_ref / n_ref
-    ratio = per_ref / per_kernel
-    benchmark.extra_info.update({"plans": len(P), "kernel_plans_per_s": 1 / per_kernel,
-                                 "unjitted_plans_per_s": 1 / per_ref, "speedup_vs_unjitted": ratio})
-    print(f"\nMoE kernel {1 / per_kernel:,.0f} plans/s; un-jitted {1 / per_ref:,.0f} plans/s; x{ratio:,.0f}")
+    ratio = _jit_ratio(benchmark, mv, hv, sv, P, 200_000, 1_500, 5, "MoE ")
     # measured x238 on a shared 2-core machine (6.5 M plans/s); trips at about 2x slower
     assert ratio >= 100
 

@@ -261,8 +261,8 @@ def enumerate_plans(model: ModelSpec, w: Workload, fixed: dict, precisions: list
                             epos = [want]
                         etps = etp_choices(tp, dp, cp, ep, features) if moe else [tp]
                         if fixed.get("etp") is not None:
-                            if fixed["etp"] not in etps and not (
-                                    moe and etp_rule(tp, dp, cp, ep, fixed["etp"], features) is None):
+                            bad = etp_rule(tp, dp, cp, ep, fixed["etp"], features) if moe else fixed["etp"] != tp
+                            if bad:
                                 continue
                             etps = [fixed["etp"]]
                         # the schedule rule depends on vpp only through vpp > 1

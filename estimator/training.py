@@ -12,7 +12,7 @@ import numpy as np
 
 from estimator.catalog import Catalog, default_catalog
 from estimator.errors import InfeasibleError, InputError, PlanError
-from estimator.packing import DISP_CODES, GIB, PREC_CODES, RECOMPUTE_CODES, pack_hardware, pack_model, pack_stack
+from estimator.packing import DISP_CODES, DISP_NAMES, GIB, PREC_CODES, RECOMPUTE_CODES, pack_hardware, pack_model, pack_stack
 from estimator.plans import Workload, check_plan, enumerate_plans
 from estimator.results import TrainingResult, build_result, plan_dict
 from estimator.specs import ChipSpec, ModelSpec, SystemSpec
@@ -36,11 +36,6 @@ def resolve_stack(cat: Catalog, stack, eff_class: str):
     """(stack id, StackSpec, packed stack vector) for a name, alias or None (class default)."""
     sid, spec = cat.stack(stack, eff_class)
     return sid, spec, pack_stack(spec)
-
-
-def int_to_dispatcher(code: int) -> str:
-    from estimator.packing import DISP_NAMES
-    return DISP_NAMES[code]
 
 
 def _positive(name: str, v, allow_none=True):
@@ -256,7 +251,7 @@ def estimate_training(model, chip, *, chips: int, gbs: int, seq_len: int, system
                        system=s.id, chips=chips, capacity_gb_rank=hv[K.H_HBM_BYTES] / GIB,
                        eff_class=cls, tokens=tokens, stack=sid)
     if m.moe is not None and res.plan.get("moe_dispatcher") is None:
-        res.plan["moe_dispatcher"] = int_to_dispatcher(int(ps.sv[K.S_DISP]))
+        res.plan["moe_dispatcher"] = DISP_NAMES[int(ps.sv[K.S_DISP])]
     if s.chip != c.id and s.chip not in c.aliases:
         res.notes.append(f"what-if: system {s.id} normally holds {s.chip}, here filled with {c.id}")
     res.search = oc.counts()
