@@ -163,6 +163,7 @@ def pack_hardware(chip: ChipSpec, system: SystemSpec, eff: EfficiencySpec,
     hv[K.H_GEMM_D0] = eff.gemm_narrow_dim
     hv[K.H_GG_D0] = eff.grouped_gemm_narrow_dim
     hv[K.H_GG_FACTOR] = eff.grouped_gemm_factor
+    hv[K.H_GG_MTILE] = eff.grouped_gemm_m_tile
     hv[K.H_STEP_S] = eff.step_overhead_us * 1e-6
     hv[K.H_KV_FRACTION] = eff.kv_cache_fraction
     hv[K.H_STRAGGLER_CV] = eff.straggler_cv

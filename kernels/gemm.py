@@ -58,17 +58,36 @@ def gemm_time(hv, m, n, k, count, peak, lp, in_bytes):
 
 
 @njit(cache=True, error_model="numpy")
+def grouped_tile_fill(hv, m):
+    """Share of a grouped GEMM's M rows that carry tokens: each expert's ``m`` rows are padded
+    up to the kernel's M block (efficiency.yaml grouped_gemm_m_tile); with token counts that vary
+    from expert to expert about half a block is padding on average, so m / (m + block / 2)."""
+    return m / (m + 0.5 * hv[K.H_GG_MTILE])
+
+
+@njit(cache=True, error_model="numpy")
 def grouped_gemm(hv, m, n, k, count, peak, lp, in_b, grouped):
-    """``count`` expert GEMMs [m,k] x [k,n] (m = tokens per expert). Each runs at the efficiency
-    of its own size on the curve (tile and wave quantisation at small m are not recovered by
-    grouping), scaled for thin expert matrices and by the class's grouped-GEMM factor; a
-    grouped-GEMM kernel launches once, a per-expert loop launches ``count`` times."""
+    """``count`` expert GEMMs [m,k] x [k,n] (m = tokens per expert).
+
+    A grouped-GEMM kernel (``grouped``) is one launch whose tiles cover every expert: its waves
+    fill the chip as one GEMM of all ``count`` experts' FLOPs would, so the efficiency is read on
+    the curve at the size of the whole call, times the share of rows that are not padding (each
+    expert's rows padded to the M block, grouped_tile_fill). DeepGEMM's grouped contiguous
+    layout and CUTLASS / Transformer Engine grouped GEMMs work this way; NVIDIA AIConfigurator's
+    MoE sweeps (docs/evidence/microbenchmarks.md section 6) agree with it within about 15%
+    (log-RMS, H100 / B200, Mixtral-like and Qwen3-30B-like experts, 32-2048 tokens per expert)
+    where reading the curve at one expert's size is 1.5-2.6x too slow for fine-grained experts.
+    A per-expert loop launches ``count`` GEMMs, each on the curve at its own size. Both are
+    scaled for thin expert matrices and by the class's grouped-GEMM factor."""
     if m <= 0.0 or count <= 0.0:
         return 0.0
     flops = 2.0 * m * n * k
     w = min(n, k)
-    eff = (gemm_efficiency(hv, flops * 1e-9) * lp * w / (w + hv[K.H_GEMM_D0] + hv[K.H_GG_D0])
-           * hv[K.H_GG_FACTOR])
+    if grouped:
+        curve = gemm_efficiency(hv, count * flops * 1e-9) * grouped_tile_fill(hv, m)
+    else:
+        curve = gemm_efficiency(hv, flops * 1e-9)
+    eff = curve * lp * w / (w + hv[K.H_GEMM_D0] + hv[K.H_GG_D0]) * hv[K.H_GG_FACTOR]
     nbytes = m * k * in_b + k * n * in_b + m * n * BF16_BYTES
     one = max(flops / (peak * eff), nbytes / hv[K.H_HBM_BW])
     launches = 1.0 if grouped else count

@@ -169,7 +169,15 @@ def serve_gemm(hv, p, m, n, k, count):
 @njit(cache=True, error_model="numpy")
 def grouped_gemm(hv, p, m, n, k, count):
     """One grouped GEMM over ``count`` experts of ``m`` tokens each: every expert's GEMM sits on
-    the efficiency curve at its own size (small per-expert M sits low on it), one launch."""
+    the efficiency curve at its own size (small per-expert M sits low on it), one launch.
+
+    Known to be pessimistic: training reads the curve at the size of the whole call
+    (kernels.gemm.grouped_gemm), which matches NVIDIA AIConfigurator's TRT-LLM MoE sweeps within
+    ~10% for Qwen3-30B-like experts where this reading is 1.5-2.6x slow. Switching serving too
+    made the TensorRT-LLM perf-overview Qwen3-30B-A3B rows (already 20-110% too fast) 70-180% too
+    fast, so an engine-side cost of small-MoE serving is missing (candidates: per-sequence host
+    work, the checkpoint's KV precision, trtllm-bench's batch and token caps); until it is
+    modelled the per-expert reading stays here."""
     if m <= 0.0 or count <= 0.0:
         return 0.0
     one = _gemm_core(hv, p, m, n, k, 1.0)

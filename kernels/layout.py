@@ -76,6 +76,7 @@ H_ATT3_BWD = 36
 H_LP_INT8 = 37        # multiplier on the GEMM efficiency curve for int8
 H_GG_D0 = 38          # grouped (expert) GEMMs: narrow-dimension constant, x w / (w + D0)
 H_GG_FACTOR = 39      # grouped (expert) GEMMs: multiplier on the GEMM curve
+H_GG_MTILE = 40       # grouped (expert) GEMMs: M-block each expert's token rows are padded to
 # 48-63: serving-side hardware terms (efficiency.yaml serve_* fields; basis there)
 H_SV_LP_8 = 48        # multiplier on the class GEMM curve for 8-bit serving GEMMs (fp8, int8)
 H_SV_WS_16 = 49       # bytes/s per rank decode GEMMs reach streaming 16-bit weights

@@ -47,6 +47,11 @@ class EfficiencySpec(Strict):
     #: weight dimension of one expert (fine-grained experts are thin), times grouped_gemm_factor
     grouped_gemm_narrow_dim: float = Field(default=0.0, ge=0)
     grouped_gemm_factor: float = Field(default=1.0, gt=0, le=1.5)
+    #: M-block of a grouped (MoE expert) GEMM kernel: one launch tiles every expert's rows, each
+    #: expert's token count padded up to a multiple of this block (DeepGEMM's contiguous layout
+    #: aligns each expert segment to the 128-row M block; CUTLASS / Transformer Engine grouped
+    #: GEMMs tile M by 128 on Ampere to Blackwell), so about half a block per expert is wasted
+    grouped_gemm_m_tile: float = Field(default=128.0, gt=0)
     #: multiplier on the GEMM curve for lower precisions (fp8/int8/fp4 kernels reach a smaller
     #: fraction of their higher peak)
     low_precision_factor: dict[str, float] = Field(default_factory=dict)
